@@ -36,3 +36,20 @@ class APIError(Exception):
         except (ValueError, LookupError, TypeError):
             pass
         return cls(status, "unknown", body, response)
+
+
+class DeliveryError(Exception):
+    """Events given up for a reason other than mParticle's answer.
+
+    Passed to ``on_error`` when events are too large for any batch, are still
+    unsent when a shutdown deadline passes, or are too recent for the
+    historical endpoint. ``reason`` is the same word ``Client.stats()`` counts.
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(reason, message)
+        self.reason = reason
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"[mParticle] {self.reason}: {self.message}"

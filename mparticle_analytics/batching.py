@@ -1,0 +1,164 @@
+"""Group mapped messages into one batch per user, and batches into requests. Pure: no I/O.
+
+Events arrive already serialized, so a batch's body is assembled by
+concatenation and its size is known exactly before it is sent: nothing is
+serialized twice, and no request can exceed mParticle's limits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable, NamedTuple
+
+from .mapping import Mapped, dumps
+
+#: mParticle's limits (wire.md "Limits").
+MAX_BATCH_BYTES = 131_072
+MAX_REQUEST_BYTES = 262_144  # a body must stay *under* this
+MAX_BATCHES_PER_REQUEST = 100
+
+_TAIL = b"]}"
+_NO_ID = b"-" * 36  # a uuid4 string's length; no environment value contains it
+
+
+class Batch(NamedTuple):
+    """One user's batch, serialized; its ``source_request_id`` is fixed inside ``body``."""
+
+    body: bytes
+    #: The Segment messages it carries, in call order, for ``on_error`` and the stats.
+    messages: list[dict[str, Any]]
+
+
+class Rejected(NamedTuple):
+    """Messages that cannot be sent at all, and why."""
+
+    messages: list[dict[str, Any]]
+    reason: str
+
+
+class _User:
+    """What the messages sharing one key add up to."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[str, Any] = {}
+        self.deleted: dict[str, None] = {}  # an ordered set
+        self.profile_messages: list[dict[str, Any]] = []
+        self.events: list[tuple[bytes, dict[str, Any]]] = []
+
+    def add(self, mapped: Mapped) -> None:
+        for name, value in mapped.attributes.items():
+            if value is None:
+                self.attributes.pop(name, None)
+                self.deleted[name] = None
+            else:
+                self.attributes[name] = value
+                self.deleted.pop(name, None)
+        if mapped.event is None:
+            self.profile_messages.append(mapped.message)
+        else:
+            self.events.append((mapped.event, mapped.message))
+
+
+def build_batches(
+    mapped: Iterable[Mapped],
+    *,
+    environment: str,
+    limit_attributes: Callable[[dict[str, Any]], dict[str, Any]],
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> tuple[list[Batch], list[Rejected]]:
+    """One batch per user (more when a user's events exceed ``max_bytes``), in first-seen order.
+
+    Attribute changes merge in call order and ride on the user's first batch.
+    ``limit_attributes`` caps the merged user attributes (mParticle allows 100).
+    """
+    users: dict[str, _User] = {}
+    for item in mapped:
+        users.setdefault(item.key, _User()).add(item)
+    batches: list[Batch] = []
+    rejected: list[Rejected] = []
+    for key, user in users.items():
+        _split_user(key, user, environment, limit_attributes, max_bytes, batches, rejected)
+    return batches, rejected
+
+
+def _split_user(
+    key: str,
+    user: _User,
+    environment: str,
+    limit_attributes: Callable[[dict[str, Any]], dict[str, Any]],
+    max_bytes: int,
+    batches: list[Batch],
+    rejected: list[Rejected],
+) -> None:
+    facts = key[1:-1].encode()
+    profile: dict[str, Any] = {}
+    if user.attributes:
+        profile["user_attributes"] = limit_attributes(user.attributes)
+    if user.deleted:
+        profile["deleted_user_attributes"] = list(user.deleted)
+    first_head = _head(environment, facts, dumps(profile)[1:-1])
+    rest_head = _head(environment, facts, b"")
+    head, messages = first_head, list(user.profile_messages)
+    if len(head) + len(_TAIL) > max_bytes:
+        rejected.append(Rejected(messages, "user attributes exceed mParticle's 128 KB batch limit"))
+        head, messages = rest_head, []
+    events: list[bytes] = []
+    size = len(head) + len(_TAIL)
+    for event, message in user.events:
+        extra = len(event) + (1 if events else 0)
+        if size + extra > max_bytes and (events or messages):
+            batches.append(_batch(head, events, messages))
+            head, events, messages = rest_head, [], []
+            size, extra = len(head) + len(_TAIL), len(event)
+        if size + extra > max_bytes:
+            rejected.append(Rejected([message], "event exceeds mParticle's 128 KB batch limit"))
+            continue
+        events.append(event)
+        messages.append(message)
+        size += extra
+    if events or messages:
+        batches.append(_batch(head, events, messages))
+
+
+def _head(environment: str, facts: bytes, profile: bytes) -> bytes:
+    """Everything before the events, with a placeholder for the request id (same length)."""
+    parts = [b'{"environment":', dumps(environment), b',"source_request_id":"', _NO_ID, b'"']
+    for part in (facts, profile):
+        if part:
+            parts += [b",", part]
+    parts.append(b',"events":[')
+    return b"".join(parts)
+
+
+def _batch(head: bytes, events: list[bytes], messages: list[dict[str, Any]]) -> Batch:
+    """Seal a batch with a fresh ``source_request_id``; retries resend these exact bytes."""
+    body = head.replace(_NO_ID, str(uuid.uuid4()).encode(), 1) + b",".join(events) + _TAIL
+    return Batch(body, messages)
+
+
+def pack_requests(
+    batches: Sequence[Batch],
+    *,
+    max_bytes: int = MAX_REQUEST_BYTES,
+    max_batches: int = MAX_BATCHES_PER_REQUEST,
+) -> list[list[Batch]]:
+    """Greedily fill requests in order: at most ``max_batches`` and under ``max_bytes`` each."""
+    requests: list[list[Batch]] = []
+    current: list[Batch] = []
+    size = 2
+    for batch in batches:
+        extra = len(batch.body) + (1 if current else 0)
+        if current and (size + extra >= max_bytes or len(current) == max_batches):
+            requests.append(current)
+            current, size, extra = [], 2, len(batch.body)
+        current.append(batch)
+        size += extra
+    if current:
+        requests.append(current)
+    return requests
+
+
+def request_body(batches: Sequence[Batch]) -> bytes:
+    """The ``/v2/bulkevents`` body: a JSON array of the batches."""
+    return b"[" + b",".join(batch.body for batch in batches) + b"]"

@@ -1,0 +1,129 @@
+"""From queued messages to delivered requests: map, batch, send with retries, report.
+
+The same ``Delivery.send`` runs on a delivery thread and, in ``sync_mode``, on
+the caller's thread. Every message handed to it ends exactly once: counted as
+delivered, or given up, counted by reason and passed to ``on_error`` (in sync
+mode the error is raised instead, as Segment does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
+
+from .batching import Batch, build_batches, pack_requests, request_body
+from .errors import DeliveryError
+from .mapping import Mapped, Mapper
+from .retry import RetryPolicy, Verdict, send_with_retries
+from .stats import Stats
+from .transport import Transport
+from .values import Attributes
+
+log = logging.getLogger("mparticle_analytics")
+
+OnError = Callable[[Exception, list[dict[str, Any]]], Any]
+
+#: The ``stats()`` drop reason for each final verdict.
+_REASONS = {
+    Verdict.BAD_REQUEST: "bad_request",
+    Verdict.UNAUTHORIZED: "unauthorized",
+    Verdict.TOO_LARGE: "too_large",
+    Verdict.FATAL: "gave_up",
+    Verdict.GAVE_UP: "gave_up",
+    Verdict.INTERRUPTED: "unsent_at_shutdown",
+}
+
+
+class Delivery:
+    """Turns a list of snapshotted Segment messages into delivered mParticle requests."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        mapper: Mapper,
+        environment: str,
+        policy: RetryPolicy,
+        stats: Stats,
+        on_error: Optional[OnError],
+        sleep: Callable[[float], bool],
+        clock: Callable[[], float],
+        api_key: str,
+    ):
+        self.transport = transport
+        self._mapper = mapper
+        self._environment = environment
+        self._policy = policy
+        self._stats = stats
+        self._on_error = on_error
+        self._sleep = sleep
+        self._clock = clock
+        self._api_key = api_key
+        self._limit_attributes = Attributes(stats.value).limit_user
+        self._auth_reported = threading.Event()
+
+    def send(self, snapshots: Sequence[str], *, raise_errors: bool = False) -> None:
+        """Deliver these messages; with ``raise_errors``, raise the first give-up's error."""
+        mapped: list[Mapped] = []
+        for snapshot in snapshots:
+            message = json.loads(snapshot)
+            try:
+                mapped.append(self._mapper.map(message))
+            except Exception as exc:  # a mapping bug must cost one message, never the thread
+                log.exception("could not map a %s message", message.get("type"))
+                self.give_up([message], DeliveryError("mapping_error", repr(exc)), raise_errors)
+        batches, rejected = build_batches(
+            mapped, environment=self._environment, limit_attributes=self._limit_attributes
+        )
+        for messages, reason in rejected:
+            self.give_up(messages, DeliveryError("oversize", reason), raise_errors)
+        for request in pack_requests(batches):
+            self._deliver(request, raise_errors)
+
+    def give_up(
+        self,
+        messages: list[dict[str, Any]],
+        error: Exception,
+        raise_errors: bool = False,
+        reason: Optional[str] = None,
+    ) -> None:
+        """Count messages as lost, then raise (sync mode) or tell ``on_error``."""
+        if reason is None:
+            reason = error.reason if isinstance(error, DeliveryError) else "gave_up"
+        self._stats.dropped(reason, len(messages), f": {error}")
+        if raise_errors:
+            raise error
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(error, messages)
+        except Exception:
+            log.exception("on_error raised; delivery goes on")
+
+    def _deliver(self, batches: list[Batch], raise_errors: bool) -> None:
+        body = request_body(batches)
+        outcome = send_with_retries(
+            lambda: self.transport.send(body), self._policy, sleep=self._sleep, clock=self._clock
+        )
+        self._stats.add("retried", outcome.retries)
+        messages = [message for batch in batches for message in batch.messages]
+        if outcome.verdict is Verdict.DELIVERED:
+            self._stats.add("delivered", len(messages))
+            return
+        if outcome.verdict in (Verdict.TOO_LARGE, Verdict.BAD_REQUEST) and len(batches) > 1:
+            # One bad batch must not take the good ones with it: halve down to it.
+            half = len(batches) // 2
+            self._deliver(batches[:half], raise_errors)
+            self._deliver(batches[half:], raise_errors)
+            return
+        if outcome.verdict is Verdict.UNAUTHORIZED and not self._auth_reported.is_set():
+            self._auth_reported.set()
+            log.error(
+                "mParticle refused the credentials for API key %r (%s); check write_key and secret",
+                self._api_key, outcome.error,
+            )
+        assert outcome.error is not None
+        self.give_up(messages, outcome.error, raise_errors, _REASONS[outcome.verdict])

@@ -1,0 +1,297 @@
+"""One Segment message in, its mParticle form out (mapping.md §1-3, §5, §6). Pure: no I/O.
+
+A message maps to three things: the batch-level facts that decide which batch
+it joins (identities, mpid, ip, device and application info), at most one
+event, already serialized, and the user-attribute changes it makes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import re
+from typing import Any, NamedTuple, Optional
+
+from .values import MAX_NAME_LENGTH, Attributes, Report
+
+#: ``custom_event_type`` values mParticle's schema accepts.
+CUSTOM_EVENT_TYPES = frozenset(
+    {"navigation", "location", "search", "transaction", "user_content", "user_preference",
+     "social", "other", "media"}
+)
+#: Identity types that can carry ``anonymousId`` (the ``anonymous_id_identity`` option).
+ANONYMOUS_IDENTITIES = frozenset({"other"} | {f"other_id_{n}" for n in range(2, 11)})
+#: Every ``user_identities`` key mParticle's schema accepts.
+IDENTITY_TYPES = ANONYMOUS_IDENTITIES | {
+    "customer_id", "facebook", "twitter", "google", "microsoft", "yahoo", "email", "alias",
+    "facebook_custom_audience_id", "mobile_number", "phone_number_2", "phone_number_3",
+}
+#: Segment traits that are mParticle reserved user attributes (after flattening).
+RESERVED_TRAITS = {
+    "firstName": "$firstname", "first_name": "$firstname",
+    "lastName": "$lastname", "last_name": "$lastname",
+    "gender": "$gender", "age": "$age", "phone": "$mobile",
+    "address.city": "$city", "address.state": "$state",
+    "address.postalCode": "$zip", "address.postal_code": "$zip",
+    "address.country": "$country", "address.street": "$address",
+}
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_PLATFORMS = {"ios": "iOS", "android": "Android"}
+_DEVICE_FIELDS = {"manufacturer": "device_manufacturer", "model": "device_model", "name": "device",
+                  "token": "push_token"}
+_APP_FIELDS = {"name": "application_name", "version": "application_version",
+               "build": "application_build_number", "namespace": "package"}
+_SCREEN_FIELDS = {"width": "screen_width", "height": "screen_height", "density": "screen_dpi"}
+
+
+class Mapped(NamedTuple):
+    """A message in mParticle's terms, ready for batching."""
+
+    #: Compact JSON of the batch-level facts; messages with equal keys share a batch.
+    key: str
+    #: The serialized event (compact UTF-8 JSON), or None for identify, group and alias.
+    event: Optional[bytes]
+    #: User attribute changes, in call order; a None value deletes the attribute.
+    attributes: dict[str, Any]
+    #: The Segment message, for ``on_error``.
+    message: dict[str, Any]
+
+
+def dumps(value: Any) -> bytes:
+    """mParticle's wire JSON: compact, UTF-8, and never NaN (wire.md "Request")."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def mparticle_options(integrations: Any) -> dict[str, Any]:
+    """The per-call options in ``integrations["mParticle"]``, whatever the key's case."""
+    if isinstance(integrations, dict):
+        for name, value in integrations.items():
+            if isinstance(value, dict) and str(name).lower() == "mparticle":
+                return value
+    return {}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A nested object from a message, or {} when it is absent or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class Mapper:
+    """Maps Segment messages with one client's options; losses go to ``report``."""
+
+    def __init__(self, *, anonymous_identity: Optional[str], report: Report):
+        self._anonymous = anonymous_identity
+        self._report = report
+        self._attributes = Attributes(report)
+
+    def map(self, msg: dict[str, Any]) -> Mapped:
+        """Map one Segment message (as snapshotted by the client: plain JSON values)."""
+        kind = msg["type"]
+        context = _dict(msg.get("context"))
+        options = mparticle_options(msg.get("integrations"))
+        identities = self._identities(msg, context, options)
+        event: Optional[bytes] = None
+        attributes: dict[str, Any] = {}
+        if kind == "identify":
+            attributes = self._traits(msg.get("traits"), "")
+        elif kind == "group":
+            attributes = {"group_id": str(msg.get("groupId")), **self._traits(msg.get("traits"), "group")}
+        elif kind == "alias":
+            self._alias(msg, identities)
+        else:
+            event = dumps(self._event(kind, msg, context, options))
+        return Mapped(self._facts(identities, context, options), event, attributes, msg)
+
+    # -- batch-level facts (§2, §6) ------------------------------------------------------------
+
+    def _identities(
+        self, msg: dict[str, Any], context: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        identities: dict[str, Any] = {}
+        if msg.get("userId") is not None:
+            identities["customer_id"] = msg["userId"]
+        if msg.get("anonymousId") is not None and self._anonymous:
+            identities[self._anonymous] = msg["anonymousId"]
+        for traits in (_dict(msg.get("traits")), _dict(context.get("traits"))):
+            email = traits.get("email")
+            if isinstance(email, str) and "@" in email:
+                identities["email"] = email
+                break
+        extra = options.get("user_identities")
+        if isinstance(extra, dict):
+            for name, value in extra.items():
+                if name in IDENTITY_TYPES and isinstance(value, str):
+                    identities[name] = value
+                else:
+                    self._report("invalid_override", f"user_identities.{name}")
+        return identities
+
+    def _alias(self, msg: dict[str, Any], identities: dict[str, Any]) -> None:
+        previous = msg.get("previousId")
+        if self._anonymous is None:
+            self._report("invalid_value", "previousId (anonymous_id_identity is None)")
+        elif previous is not None:
+            identities[self._anonymous] = str(previous)
+
+    def _facts(
+        self, identities: dict[str, Any], context: dict[str, Any], options: dict[str, Any]
+    ) -> str:
+        facts: dict[str, Any] = {}
+        if identities:
+            facts["user_identities"] = identities
+        mpid = options.get("mpid")
+        if mpid is not None:
+            if isinstance(mpid, int) and not isinstance(mpid, bool):
+                facts["mpid"] = mpid
+            else:
+                self._report("invalid_override", "mpid")
+        ip = context.get("ip")
+        if ip is not None:
+            if self._valid_ip(ip):
+                facts["ip"] = ip
+            else:
+                self._report("invalid_value", "context.ip")
+        device = self._device_info(context)
+        if device:
+            facts["device_info"] = device
+        app = self._pick(context.get("app"), _APP_FIELDS, str)
+        if app:
+            facts["application_info"] = app
+        return json.dumps(facts, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+    @staticmethod
+    def _valid_ip(value: Any) -> bool:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return isinstance(value, str)
+
+    def _device_info(self, context: dict[str, Any]) -> dict[str, Any]:
+        device = _dict(context.get("device"))
+        info: dict[str, Any] = self._pick(device, _DEVICE_FIELDS, str)
+        if isinstance(context.get("userAgent"), str):
+            info["http_header_user_agent"] = context["userAgent"]
+        kind = str(device.get("type", "")).lower()
+        for field, ios, android in (("advertisingId", "ios_advertising_id", "android_advertising_id"),
+                                    ("id", "ios_idfv", "android_uuid")):
+            value = device.get(field)
+            if value is None or kind not in _PLATFORMS:
+                continue
+            if kind == "android" and field == "id" and isinstance(value, str):
+                info[android] = value
+            elif isinstance(value, str) and _UUID.match(value):
+                info[ios if kind == "ios" else android] = value
+            else:
+                self._report("invalid_value", f"context.device.{field}")
+        if isinstance(device.get("adTrackingEnabled"), bool):
+            info["limit_ad_tracking"] = not device["adTrackingEnabled"]
+        os_info = _dict(context.get("os"))
+        platform = _PLATFORMS.get(str(os_info.get("name", "")).lower())
+        if platform:
+            info["platform"] = platform
+        if isinstance(os_info.get("version"), str):
+            info["os_version"] = os_info["version"]
+        locale = context.get("locale")
+        if isinstance(locale, str) and locale:
+            language, _, country = locale.replace("_", "-").partition("-")
+            info["locale_language"] = language
+            if country:
+                info["locale_country"] = country
+        screen = context.get("screen")
+        if isinstance(screen, dict):
+            info.update({name: int(screen[field]) for field, name in _SCREEN_FIELDS.items()
+                         if _number(screen.get(field))})
+        network = context.get("network")
+        if isinstance(network, dict) and isinstance(network.get("carrier"), str):
+            info["network_carrier"] = network["carrier"]
+        return info
+
+    @staticmethod
+    def _pick(source: Any, fields: dict[str, str], kind: type) -> dict[str, Any]:
+        if not isinstance(source, dict):
+            return {}
+        return {name: source[field] for field, name in fields.items() if isinstance(source.get(field), kind)}
+
+    # -- user attributes (§5) ------------------------------------------------------------------
+
+    def _traits(self, traits: Any, prefix: str) -> dict[str, Any]:
+        flat = self._attributes.user(_dict(traits), prefix)
+        if prefix:
+            return flat
+        email = flat.get("email")
+        if isinstance(email, str) and "@" in email:
+            del flat["email"]
+        return {RESERVED_TRAITS.get(name, name): value for name, value in flat.items()}
+
+    # -- events (§3) ---------------------------------------------------------------------------
+
+    def _event(
+        self, kind: str, msg: dict[str, Any], context: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        properties = _dict(msg.get("properties"))
+        data: dict[str, Any] = {
+            "timestamp_unixtime_ms": _unix_ms(msg["timestamp"]),
+            "source_message_id": msg["messageId"],
+        }
+        if kind == "track":
+            event_type = "custom_event"
+            data["event_name"] = self._name(msg.get("event"), "event")
+            data["custom_event_type"] = self._custom_event_type(options)
+            data["custom_attributes"] = self._attributes.event(properties)
+        else:
+            event_type = "screen_view"
+            data["screen_name"] = self._name(_screen_name(kind, msg), "name")
+            category = msg.get("category")
+            extra = {"category": category} if category is not None else {}
+            data["custom_attributes"] = self._attributes.event({**properties, **extra})
+        flags = self._custom_flags(options)
+        if flags:
+            data["custom_flags"] = flags
+        location = context.get("location")
+        if isinstance(location, dict) and _number(location.get("latitude")) and _number(
+            location.get("longitude")
+        ):
+            data["location"] = {"latitude": location["latitude"], "longitude": location["longitude"]}
+        return {"event_type": event_type, "data": data}
+
+    def _name(self, value: Any, field: str) -> str:
+        name = str(value)
+        if len(name) > MAX_NAME_LENGTH:
+            self._report("truncated_name", field)
+            name = name[:MAX_NAME_LENGTH]
+        return name
+
+    def _custom_event_type(self, options: dict[str, Any]) -> str:
+        value = options.get("custom_event_type")
+        if value is None:
+            return "other"
+        if value in CUSTOM_EVENT_TYPES:
+            return str(value)
+        self._report("invalid_override", "custom_event_type")
+        return "other"
+
+    def _custom_flags(self, options: dict[str, Any]) -> dict[str, str]:
+        flags = options.get("custom_flags")
+        if flags is None:
+            return {}
+        if isinstance(flags, dict) and all(isinstance(v, str) for v in flags.values()):
+            return {str(k): v for k, v in flags.items()}
+        self._report("invalid_override", "custom_flags")
+        return {}
+
+
+def _screen_name(kind: str, msg: dict[str, Any]) -> str:
+    parts = [str(msg[field]) for field in ("category", "name") if msg.get(field) not in (None, "")]
+    return " ".join(parts) or ("Loaded a Page" if kind == "page" else "Loaded a Screen")
+
+
+def _unix_ms(iso: str) -> int:
+    """The client's ISO timestamp (always with an offset) as integer milliseconds since the epoch."""
+    return round(dt.datetime.fromisoformat(iso).timestamp() * 1000)

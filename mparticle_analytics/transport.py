@@ -1,0 +1,102 @@
+"""One HTTP request to mParticle, and nothing more: no retries, no batching.
+
+``Transport`` is the seam tests use (``Client(_transport=...)``); ``HTTPTransport``
+is the real one: one ``requests.Session`` per client, replaced in a forked child
+because a pooled connection must never be shared across processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip as gzip_module
+import os
+import weakref
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Optional, Protocol
+
+import requests
+
+from .version import VERSION
+
+USER_AGENT = f"mparticle-analytics-python/{VERSION}"
+
+#: Data-centre pods by API-key prefix (wire.md "Endpoints and hosts").
+PODS = ("us1", "us2", "eu1", "au1")
+DEFAULT_HOST = "https://s2s.mparticle.com"
+
+
+def host_for_key(api_key: str) -> str:
+    """The pod that owns a key: ``us2-...`` is ``https://s2s.us2.mparticle.com``; no prefix is US1."""
+    prefix = api_key.split("-", 1)[0].lower()
+    return f"https://s2s.{prefix}.mparticle.com" if prefix in PODS else DEFAULT_HOST
+
+
+class Response(NamedTuple):
+    """What the delivery logic needs from an HTTP answer."""
+
+    status: int
+    headers: Mapping[str, str]
+    text: str
+    #: The underlying response object (``requests.Response`` for the real transport).
+    raw: Any = None
+
+
+class Transport(Protocol):
+    """Sends one request body. Network failures raise ``OSError`` or ``requests.RequestException``."""
+
+    def send(self, body: bytes) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+class HTTPTransport:
+    """POSTs bodies to one mParticle URL with Basic auth, a timeout and optional gzip."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        timeout: float,
+        proxies: Optional[Mapping[str, str]] = None,
+        gzip: bool = False,
+    ):
+        self.url = url
+        self._timeout = timeout
+        self._proxies = dict(proxies) if proxies else None
+        self._gzip = gzip
+        token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode()
+        self._headers = {
+            "Authorization": f"Basic {token}",
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if gzip:
+            self._headers["Content-Encoding"] = "gzip"
+        self._session = requests.Session()
+        ref = weakref.WeakMethod(self._new_session)
+        os.register_at_fork(after_in_child=lambda: _call(ref))
+
+    def send(self, body: bytes) -> Response:
+        data = gzip_module.compress(body) if self._gzip else body
+        answer = self._session.post(
+            self.url, data=data, headers=self._headers, timeout=self._timeout, proxies=self._proxies
+        )
+        return Response(answer.status_code, answer.headers, answer.text, answer)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _new_session(self) -> None:
+        self._session = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"HTTPTransport({self.url!r})"
+
+
+def _call(ref: weakref.WeakMethod[Any]) -> None:
+    """Run a weakly held at-fork hook, if its object still exists."""
+    method = ref()
+    if method is not None:
+        method()

@@ -1,0 +1,275 @@
+"""The queue, the delivery threads, and their whole lifecycle: flush, shutdown, exit and fork.
+
+All thread state lives here, behind one lock and one condition; the rest of the
+library is plain functions. The worker does not know what it delivers: it hands
+lists of queued items to ``process`` and counts them settled when it returns.
+
+Flush is exact: items are numbered in queue order, and ``flush`` waits until
+every item numbered up to the last one queued before the call has settled,
+whatever else is queued meanwhile. Every wait has a deadline or is woken by a
+state change; nothing polls.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any, Callable, Optional
+
+log = logging.getLogger("mparticle_analytics")
+
+
+class MessageQueue:
+    """The queued items; Segment's code reads ``qsize()``, ``empty()`` and ``maxsize``."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize  #: 0 means unbounded, as for ``queue.Queue``
+        self.items: deque[str] = deque()
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+    def empty(self) -> bool:
+        return not self.items
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= len(self.items)
+
+
+class Worker:
+    """Delivery threads draining one bounded queue.
+
+    ``process(items)`` delivers a chunk of at most ``batch_size`` items. It is run
+    when that many are queued, ``interval`` seconds after the first of them was,
+    or at once when a flush or shutdown asks. ``on_unsent(items)`` is told about
+    items still queued when a shutdown deadline passes.
+    """
+
+    def __init__(
+        self,
+        process: Callable[[list[str]], None],
+        *,
+        on_unsent: Callable[[list[str]], None],
+        threads: int = 1,
+        batch_size: int = 100,
+        interval: float = 0.5,
+        max_queue_size: int = 10000,
+        exit_timeout: float = 10.0,
+    ):
+        self._process = process
+        self._on_unsent = on_unsent
+        self._thread_count = threads
+        self._batch_size = max(1, batch_size)
+        self._interval = interval
+        self._max_queue_size = max_queue_size
+        self._exit_timeout = exit_timeout
+        self._exit_hook: Optional[Callable[[], None]] = None
+        self._reset()
+        ref = weakref.WeakMethod(self._reset)
+        os.register_at_fork(after_in_child=functools.partial(_call_weak, ref))
+
+    def _reset(self) -> None:
+        """Fresh state: at construction, and in a forked child (whose parent's items are not its own)."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self.queue = MessageQueue(self._max_queue_size)
+        self._threads: list[threading.Thread] = []
+        self._alive = 0
+        self._enqueued = 0  # items ever queued; item n is the n-th
+        self._taken = 0  # items handed to ``process`` (or reported unsent)
+        self._in_flight: dict[int, None] = {}  # first item number of each chunk being processed
+        self._flush_upto = 0  # deliver without waiting until this item
+        self._closing = False  # a shutdown is draining the queue
+        self._stop = False  # threads must exit
+        self._deadline: Optional[float] = None  # waits must not last past this (shutdown)
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
+    # -- the caller's side -----------------------------------------------------------------------
+
+    def put(self, item: str) -> bool:
+        """Queue an item without blocking; False when the queue is full."""
+        if self._pid != os.getpid():  # forked by C code that skips os.register_at_fork hooks
+            self._reset()
+        with self._lock:
+            items = self.queue.items
+            if self._max_queue_size and len(items) >= self._max_queue_size:
+                return False
+            items.append(item)
+            self._enqueued += 1
+            if len(items) == 1 or len(items) == self._batch_size:
+                self._changed.notify()
+        if self._alive < self._thread_count:
+            self._start()
+        return True
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until everything queued before this call has settled; False if ``timeout`` passed first."""
+        if self._pid != os.getpid():
+            self._reset()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            target = self._enqueued
+            if self._settled() >= target:
+                return True
+            self._flush_upto = max(self._flush_upto, target)
+            self._changed.notify_all()
+        if not self._start():
+            self._drain_here(target, deadline)
+        with self._lock:
+            while self._settled() < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+    def shutdown(self, timeout: Optional[float] = None) -> bool:
+        """Deliver what is queued within ``timeout``, report what is left, stop the threads.
+
+        True when everything was delivered or given up in time. The worker can be
+        used again afterwards: the next ``put`` starts fresh threads.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._closing, self._deadline = True, deadline
+            self._changed.notify_all()
+        drained = self.flush(timeout)
+        with self._lock:
+            self._stop = True
+            unsent = list(self.queue.items)
+            self.queue.items.clear()
+            self._taken += len(unsent)
+            self._changed.notify_all()
+        if unsent:
+            self._on_unsent(unsent)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            still_running = [t for t in self._threads if t.is_alive()]
+            if still_running:
+                log.warning("%d delivery thread(s) still busy after shutdown", len(still_running))
+            self._threads = still_running
+            self._closing = self._stop = False
+            self._deadline = None
+        if self._exit_hook is not None:
+            atexit.unregister(self._exit_hook)
+            self._exit_hook = None
+        return drained and not unsent
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait before a retry; False, at once, if a shutdown needs the thread back sooner."""
+        end = time.monotonic() + seconds
+        with self._lock:
+            while not self._stop and (self._deadline is None or end <= self._deadline):
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._changed.wait(remaining)
+        return False
+
+    # -- the threads' side -----------------------------------------------------------------------
+
+    def _start(self) -> bool:
+        """Start missing threads (lazily, also after fork or a crash); False if none can run."""
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self._thread_count:
+                thread = threading.Thread(
+                    target=self._run, name=f"mparticle-analytics-{len(self._threads) + 1}", daemon=True
+                )
+                try:
+                    thread.start()
+                except RuntimeError:  # the interpreter is shutting down
+                    break
+                self._threads.append(thread)
+                self._alive += 1
+            started = bool(self._threads)
+        if started and self._exit_hook is None:
+            self._exit_hook = functools.partial(_call_weak, weakref.WeakMethod(self._at_exit))
+            atexit.register(self._exit_hook)
+        return started
+
+    def _run(self) -> None:
+        try:
+            while True:
+                chunk = self._take(wait=True)
+                if chunk is None:
+                    return
+                self._handle(*chunk)
+        finally:
+            with self._lock:
+                self._alive -= 1
+
+    def _drain_here(self, target: int, deadline: Optional[float]) -> None:
+        """Deliver on the calling thread when no delivery thread can run (e.g. at interpreter exit)."""
+        while self._settled() < target and (deadline is None or time.monotonic() < deadline):
+            chunk = self._take(wait=False)
+            if chunk is None:
+                return
+            self._handle(*chunk)
+
+    def _take(self, *, wait: bool) -> Optional[tuple[int, list[str]]]:
+        """The next chunk and the number of its first item, or None when the thread must exit."""
+        with self._lock:
+            due: Optional[float] = None
+            while True:
+                if self._stop:
+                    return None
+                items = self.queue.items
+                if not items:
+                    if not wait:
+                        return None
+                    due = None
+                    self._changed.wait()
+                    continue
+                urgent = self._closing or self._flush_upto > self._taken
+                if not wait or urgent or len(items) >= self._batch_size:
+                    break
+                if due is None:
+                    due = time.monotonic() + self._interval
+                remaining = due - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            chunk = [items.popleft() for _ in range(min(len(items), self._batch_size))]
+            first = self._taken + 1
+            self._taken += len(chunk)
+            self._in_flight[first] = None
+            return first, chunk
+
+    def _handle(self, first: int, chunk: list[str]) -> None:
+        try:
+            self._process(chunk)
+        except Exception:  # process reports its own failures; this is a last line of defence
+            log.exception("delivery failed unexpectedly; %d event(s) not sent", len(chunk))
+        finally:
+            with self._lock:
+                del self._in_flight[first]
+                self._changed.notify_all()
+
+    def _settled(self) -> int:
+        """The highest item number up to which every item has settled (lock held)."""
+        return min(self._in_flight) - 1 if self._in_flight else self._taken
+
+    def _at_exit(self) -> None:
+        if self.queue.items:
+            log.info("delivering %d queued event(s) before exit", len(self.queue.items))
+        self.shutdown(self._exit_timeout)
+
+
+def _call_weak(ref: weakref.WeakMethod[Any]) -> None:
+    """Run a weakly held hook (at fork, at exit) if its object still exists."""
+    method = ref()
+    if method is not None:
+        method()
