@@ -56,6 +56,10 @@ upload_interval = 0.5
 max_total_backoff_duration: float = 43200
 max_rate_limit_duration: float = 1800
 anonymous_id_identity: Optional[str] = "other"
+#: Map Segment's e-commerce spec events to mParticle commerce events.
+ecommerce = True
+#: Send to ``/v2/bulkevents/historical`` (events must be at least 72 hours old).
+historical = False
 #: Seconds the exit hook may spend delivering what is still queued.
 shutdown_timeout: float = 10.0
 #: Accepted for compatibility and ignored (with a warning): mParticle uses Basic auth.
@@ -128,6 +132,6 @@ def _client() -> Client:
             max_total_backoff_duration=max_total_backoff_duration,
             max_rate_limit_duration=max_rate_limit_duration,
             secret=secret, environment=environment, anonymous_id_identity=anonymous_id_identity,
-            shutdown_timeout=shutdown_timeout,
+            ecommerce=ecommerce, historical=historical, shutdown_timeout=shutdown_timeout,
         )
     return default_client

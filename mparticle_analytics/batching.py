@@ -28,6 +28,8 @@ class Batch(NamedTuple):
     body: bytes
     #: The Segment messages it carries, in call order, for ``on_error`` and the stats.
     messages: list[dict[str, Any]]
+    #: How many events it holds (a batch may carry only identities and attributes).
+    events: int
 
 
 class Rejected(NamedTuple):
@@ -134,7 +136,7 @@ def _head(environment: str, facts: bytes, profile: bytes) -> bytes:
 def _batch(head: bytes, events: list[bytes], messages: list[dict[str, Any]]) -> Batch:
     """Seal a batch with a fresh ``source_request_id``; retries resend these exact bytes."""
     body = head.replace(_NO_ID, str(uuid.uuid4()).encode(), 1) + b",".join(events) + _TAIL
-    return Batch(body, messages)
+    return Batch(body, messages, len(events))
 
 
 def pack_requests(

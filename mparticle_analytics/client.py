@@ -114,6 +114,8 @@ class Client:
         secret: Optional[str] = None,
         environment: str = "production",
         anonymous_id_identity: Optional[str] = "other",
+        ecommerce: bool = True,
+        historical: bool = False,
         shutdown_timeout: float = 10.0,
         _transport: Optional[Transport] = None,
         _clock: Callable[[], float] = time.monotonic,
@@ -125,6 +127,9 @@ class Client:
         :param timeout: seconds for each HTTP request.
         :param environment: ``"production"`` or ``"development"``.
         :param anonymous_id_identity: the identity type carrying ``anonymousId`` (None drops it).
+        :param ecommerce: map Segment's e-commerce spec events to commerce events.
+        :param historical: send to ``/v2/bulkevents/historical``; events under 72 hours old,
+            and batches without events, are reported through ``on_error`` instead of sent.
         :param shutdown_timeout: seconds the exit hook (and ``shutdown()``'s default) may
             spend delivering what is queued.
         """
@@ -161,14 +166,17 @@ class Client:
         self.on_error = on_error
         self.environment = environment
         self.shutdown_timeout = shutdown_timeout
+        self.historical = historical
         self._stats = Stats(_clock)
         transport = _transport or HTTPTransport(
-            f"{self.host}/v2/bulkevents", write_key, self._secret,
+            f"{self.host}/v2/bulkevents{'/historical' if historical else ''}", write_key, self._secret,
             timeout=timeout, proxies=proxies, gzip=gzip,
         )
         self._delivery = Delivery(
             transport=transport,
-            mapper=Mapper(anonymous_identity=anonymous_id_identity, report=self._stats.value),
+            mapper=Mapper(
+                anonymous_identity=anonymous_id_identity, ecommerce=ecommerce, report=self._stats.value
+            ),
             environment=environment,
             policy=RetryPolicy(max_retries, max_total_backoff_duration, max_rate_limit_duration),
             stats=self._stats,
@@ -176,6 +184,7 @@ class Client:
             sleep=lambda seconds: self._worker.sleep(seconds),
             clock=_clock,
             api_key=write_key,
+            historical=historical,
         )
         self._worker = Worker(
             self._delivery.send,

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 from .batching import Batch, build_batches, pack_requests, request_body
 from .errors import DeliveryError
-from .mapping import Mapped, Mapper
+from .mapping import Mapped, Mapper, unix_ms
 from .retry import RetryPolicy, Verdict, send_with_retries
 from .stats import Stats
 from .transport import Transport
@@ -35,6 +36,8 @@ _REASONS = {
     Verdict.GAVE_UP: "gave_up",
     Verdict.INTERRUPTED: "unsent_at_shutdown",
 }
+#: mParticle drops historical batches holding an event younger than this (wire.md).
+HISTORICAL_MIN_AGE_MS = 72 * 3600 * 1000
 
 
 class Delivery:
@@ -52,6 +55,7 @@ class Delivery:
         sleep: Callable[[float], bool],
         clock: Callable[[], float],
         api_key: str,
+        historical: bool = False,
     ):
         self.transport = transport
         self._mapper = mapper
@@ -62,6 +66,7 @@ class Delivery:
         self._sleep = sleep
         self._clock = clock
         self._api_key = api_key
+        self._historical = historical
         self._limit_attributes = Attributes(stats.value).limit_user
         self._auth_reported = threading.Event()
 
@@ -75,13 +80,35 @@ class Delivery:
             except Exception as exc:  # a mapping bug must cost one message, never the thread
                 log.exception("could not map a %s message", message.get("type"))
                 self.give_up([message], DeliveryError("mapping_error", repr(exc)), raise_errors)
+        if self._historical:
+            mapped = self._old_enough(mapped, raise_errors)
         batches, rejected = build_batches(
             mapped, environment=self._environment, limit_attributes=self._limit_attributes
         )
         for messages, reason in rejected:
             self.give_up(messages, DeliveryError("oversize", reason), raise_errors)
+        if self._historical:
+            for batch in batches:
+                if not batch.events:
+                    error = DeliveryError("historical_without_events", "mParticle drops historical "
+                                          "batches without events; send profile changes live")
+                    self.give_up(batch.messages, error, raise_errors)
+            batches = [batch for batch in batches if batch.events]
         for request in pack_requests(batches):
             self._deliver(request, raise_errors)
+
+    def _old_enough(self, mapped: list[Mapped], raise_errors: bool) -> list[Mapped]:
+        """Keep what the historical endpoint would process; report events under 72 hours old."""
+        cutoff = time.time() * 1000 - HISTORICAL_MIN_AGE_MS
+        kept: list[Mapped] = []
+        recent: list[Mapped] = []
+        for item in mapped:
+            young = item.event is not None and unix_ms(item.message["timestamp"]) > cutoff
+            (recent if young else kept).append(item)
+        if recent:
+            error = DeliveryError("too_recent", "the historical endpoint drops events under 72 hours old")
+            self.give_up([item.message for item in recent], error, raise_errors)
+        return kept
 
     def give_up(
         self,

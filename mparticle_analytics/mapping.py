@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, NamedTuple, Optional
 
+from . import ecommerce
 from .values import MAX_NAME_LENGTH, Attributes, Report
 
 #: ``custom_event_type`` values mParticle's schema accepts.
@@ -85,8 +86,9 @@ def _number(value: Any) -> bool:
 class Mapper:
     """Maps Segment messages with one client's options; losses go to ``report``."""
 
-    def __init__(self, *, anonymous_identity: Optional[str], report: Report):
+    def __init__(self, *, anonymous_identity: Optional[str], ecommerce: bool = True, report: Report):
         self._anonymous = anonymous_identity
+        self._ecommerce = ecommerce
         self._report = report
         self._attributes = Attributes(report)
 
@@ -237,14 +239,12 @@ class Mapper:
     ) -> dict[str, Any]:
         properties = _dict(msg.get("properties"))
         data: dict[str, Any] = {
-            "timestamp_unixtime_ms": _unix_ms(msg["timestamp"]),
+            "timestamp_unixtime_ms": unix_ms(msg["timestamp"]),
             "source_message_id": msg["messageId"],
         }
         if kind == "track":
-            event_type = "custom_event"
-            data["event_name"] = self._name(msg.get("event"), "event")
-            data["custom_event_type"] = self._custom_event_type(options)
-            data["custom_attributes"] = self._attributes.event(properties)
+            event_type, fields = self._track(self._name(msg["event"], "event"), properties, options)
+            data.update(fields)
         else:
             event_type = "screen_view"
             data["screen_name"] = self._name(_screen_name(kind, msg), "name")
@@ -261,6 +261,19 @@ class Mapper:
             data["location"] = {"latitude": location["latitude"], "longitude": location["longitude"]}
         return {"event_type": event_type, "data": data}
 
+    def _track(
+        self, name: str, properties: dict[str, Any], options: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """A commerce event for e-commerce spec events (§4), else a custom event."""
+        commerce = ecommerce.commerce_data(name, properties, self._attributes) if self._ecommerce else None
+        if commerce is not None:
+            return "commerce_event", {"event_name": name, **commerce}
+        return "custom_event", {
+            "event_name": name,
+            "custom_event_type": self._custom_event_type(options, name),
+            "custom_attributes": self._attributes.event(properties),
+        }
+
     def _name(self, value: Any, field: str) -> str:
         name = str(value)
         if len(name) > MAX_NAME_LENGTH:
@@ -268,10 +281,10 @@ class Mapper:
             name = name[:MAX_NAME_LENGTH]
         return name
 
-    def _custom_event_type(self, options: dict[str, Any]) -> str:
+    def _custom_event_type(self, options: dict[str, Any], event: str) -> str:
         value = options.get("custom_event_type")
         if value is None:
-            return "other"
+            return ecommerce.CUSTOM_EVENT_TYPES.get(event, "other") if self._ecommerce else "other"
         if value in CUSTOM_EVENT_TYPES:
             return str(value)
         self._report("invalid_override", "custom_event_type")
@@ -292,6 +305,6 @@ def _screen_name(kind: str, msg: dict[str, Any]) -> str:
     return " ".join(parts) or ("Loaded a Page" if kind == "page" else "Loaded a Screen")
 
 
-def _unix_ms(iso: str) -> int:
+def unix_ms(iso: str) -> int:
     """The client's ISO timestamp (always with an offset) as integer milliseconds since the epoch."""
     return round(dt.datetime.fromisoformat(iso).timestamp() * 1000)
