@@ -188,7 +188,7 @@ class Client:
         )
         self._worker = Worker(
             self._delivery.send,
-            on_unsent=self._unsent,
+            on_lost=self._lost,
             threads=0 if sync_mode or not send else thread,
             batch_size=upload_size,
             interval=upload_interval,
@@ -360,11 +360,10 @@ class Client:
         """The delivery threads (Segment's name); empty in sync mode."""
         return self._worker.threads
 
-    def _unsent(self, snapshots: list[str]) -> None:
-        self._delivery.give_up(
-            [json.loads(snapshot) for snapshot in snapshots],
-            DeliveryError("unsent_at_shutdown", "still queued when the shutdown deadline passed"),
-        )
+    def _lost(self, snapshots: list[str], error: BaseException) -> None:
+        if not isinstance(error, DeliveryError):
+            error = DeliveryError("internal_error", repr(error))
+        self._delivery.give_up([json.loads(snapshot) for snapshot in snapshots], error)
 
     def __enter__(self) -> Client:
         return self

@@ -22,6 +22,8 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Optional
 
+from .errors import DeliveryError
+
 log = logging.getLogger("mparticle_analytics")
 
 
@@ -47,15 +49,16 @@ class Worker:
 
     ``process(items)`` delivers a chunk of at most ``batch_size`` items. It is run
     when that many are queued, ``interval`` seconds after the first of them was,
-    or at once when a flush or shutdown asks. ``on_unsent(items)`` is told about
-    items still queued when a shutdown deadline passes.
+    or at once when a flush or shutdown asks. ``on_lost(items, error)`` is told
+    about items that will not be delivered: still queued when a shutdown deadline
+    passes, or in a chunk whose ``process`` raised.
     """
 
     def __init__(
         self,
         process: Callable[[list[str]], None],
         *,
-        on_unsent: Callable[[list[str]], None],
+        on_lost: Callable[[list[str], BaseException], None],
         threads: int = 1,
         batch_size: int = 100,
         interval: float = 0.5,
@@ -63,7 +66,7 @@ class Worker:
         exit_timeout: float = 10.0,
     ):
         self._process = process
-        self._on_unsent = on_unsent
+        self._on_lost = on_lost
         self._thread_count = threads
         self._batch_size = max(1, batch_size)
         self._interval = interval
@@ -151,7 +154,9 @@ class Worker:
             self._taken += len(unsent)
             self._changed.notify_all()
         if unsent:
-            self._on_unsent(unsent)
+            self._on_lost(unsent, DeliveryError(
+                "unsent_at_shutdown", "still queued when the shutdown deadline passed"
+            ))
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -251,8 +256,11 @@ class Worker:
     def _handle(self, first: int, chunk: list[str]) -> None:
         try:
             self._process(chunk)
-        except Exception:  # process reports its own failures; this is a last line of defence
+        except BaseException as exc:  # process reports its own failures; this is the last defence
             log.exception("delivery failed unexpectedly; %d event(s) not sent", len(chunk))
+            self._on_lost(chunk, exc)
+            if not isinstance(exc, Exception):
+                raise  # the thread ends; the next put starts a new one
         finally:
             with self._lock:
                 del self._in_flight[first]
