@@ -11,6 +11,11 @@ The settings below are read when the default client is first created (on the
 first call), as Segment does; set ``default_client = None`` to re-read them.
 Unlike Segment, ``upload_size``, ``upload_interval``, ``thread``, ``proxies`` and
 ``log_handler`` are honoured here too.
+
+Logging goes to the ``mparticle_analytics`` logger, to which the library adds no
+handler (not even a ``NullHandler``) unless ``debug`` or ``log_handler`` is set:
+so in an application that configures no logging, Python's last-resort handler
+still prints the library's warnings about lost events to stderr.
 """
 
 from __future__ import annotations
@@ -27,8 +32,6 @@ __all__ = [
     "VERSION", "APIError", "Client", "DeliveryError", "alias", "flush", "group", "identify",
     "join", "page", "screen", "shutdown", "track",
 ]
-
-logging.getLogger("mparticle_analytics").addHandler(logging.NullHandler())
 
 #: mParticle API key (or ``"KEY:SECRET"``); default ``$MPARTICLE_API_KEY``.
 write_key: Optional[str] = None

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from .delivery import Delivery, OnError
+from .delivery import Delivery, OnError, load
 from .errors import DeliveryError
 from .mapping import ANONYMOUS_IDENTITIES, Mapper
 from .retry import RetryPolicy
@@ -189,6 +189,7 @@ class Client:
         self._worker = Worker(
             self._delivery.send,
             on_lost=self._lost,
+            on_stopped=self._stats.flush_warnings,
             threads=0 if sync_mode or not send else thread,
             batch_size=upload_size,
             interval=upload_interval,
@@ -363,7 +364,7 @@ class Client:
     def _lost(self, snapshots: list[str], error: BaseException) -> None:
         if not isinstance(error, DeliveryError):
             error = DeliveryError("internal_error", repr(error))
-        self._delivery.give_up([json.loads(snapshot) for snapshot in snapshots], error)
+        self._delivery.give_up([load(snapshot) for snapshot in snapshots], error)
 
     def __enter__(self) -> Client:
         return self

@@ -36,6 +36,12 @@ _REASONS = {
     Verdict.GAVE_UP: "gave_up",
     Verdict.INTERRUPTED: "unsent_at_shutdown",
 }
+def load(snapshot: str) -> dict[str, Any]:
+    """A queued snapshot as a message; NaN and infinities become None (mapping.md §5)."""
+    message: dict[str, Any] = json.loads(snapshot, parse_constant=lambda _: None)
+    return message
+
+
 #: mParticle drops historical batches holding an event younger than this (wire.md).
 HISTORICAL_MIN_AGE_MS = 72 * 3600 * 1000
 
@@ -74,7 +80,7 @@ class Delivery:
         """Deliver these messages; with ``raise_errors``, raise the first give-up's error."""
         mapped: list[Mapped] = []
         for snapshot in snapshots:
-            message = json.loads(snapshot)
+            message = load(snapshot)
             try:
                 mapped.append(self._mapper.map(message))
             except Exception as exc:  # a mapping bug must cost one message, never the thread
@@ -152,5 +158,9 @@ class Delivery:
                 "mParticle refused the credentials for API key %r (%s); check write_key and secret",
                 self._api_key, outcome.error,
             )
-        assert outcome.error is not None
-        self.give_up(messages, outcome.error, raise_errors, _REASONS[outcome.verdict])
+        error = outcome.error
+        assert error is not None
+        if outcome.verdict is Verdict.INTERRUPTED:
+            error = DeliveryError("unsent_at_shutdown", f"shutdown deadline passed while retrying ({error})")
+            error.__cause__ = outcome.error
+        self.give_up(messages, error, raise_errors, _REASONS[outcome.verdict])

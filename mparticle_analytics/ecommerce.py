@@ -8,6 +8,7 @@ promotions. Whatever has no commerce field stays in ``custom_attributes``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from .values import Attributes
@@ -158,11 +159,13 @@ def _as_number(value: Any) -> Optional[float]:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
+        return value
     if isinstance(value, str):
         try:
             number = float(value)
         except ValueError:
+            return None
+        if not math.isfinite(number):
             return None
         return int(number) if number.is_integer() and "." not in value else number
     return None

@@ -120,7 +120,8 @@ class Mapper:
             identities["customer_id"] = msg["userId"]
         if msg.get("anonymousId") is not None and self._anonymous:
             identities[self._anonymous] = msg["anonymousId"]
-        for traits in (_dict(msg.get("traits")), _dict(context.get("traits"))):
+        own_traits = _dict(msg.get("traits")) if msg["type"] == "identify" else {}
+        for traits in (own_traits, _dict(context.get("traits"))):
             email = traits.get("email")
             if isinstance(email, str) and "@" in email:
                 identities["email"] = email

@@ -34,6 +34,7 @@ class Stats:
         self._values: Counter[str] = Counter()
         self._unlogged: Counter[str] = Counter()
         self._last_warning: dict[str, float] = {}
+        self._templates: dict[str, str] = {}
 
     def add(self, name: str, count: int = 1) -> None:
         """Count ``queued``, ``delivered`` or ``retried`` events."""
@@ -63,10 +64,19 @@ class Stats:
                 "values": dict(self._values),
             }
 
+    def flush_warnings(self) -> None:
+        """Log every count still held back by the rate limit (at shutdown, nothing stays unsaid)."""
+        with self._lock:
+            pending = [(reason, count, self._templates[reason]) for reason, count in self._unlogged.items()]
+            self._unlogged.clear()
+        for _, count, template in pending:
+            log.warning(template.format(count=count))
+
     def _warn(self, reason: str, count: int, template: str) -> None:
         now = self._clock()
         with self._lock:
             self._unlogged[reason] += count
+            self._templates[reason] = template
             last = self._last_warning.get(reason)
             if last is not None and now - last < WARN_EVERY:
                 return

@@ -4,7 +4,8 @@ Two steps, on two threads. On the caller's thread, ``to_json`` is the
 ``json.dumps`` hook that snapshots a message: it turns the Python types
 Segment users pass (datetimes, Decimals, Enums, UUIDs, bytes, sets) into JSON
 and marks anything else as unsupported instead of guessing with ``str()``.
-On the delivery thread, ``Attributes`` flattens the snapshot into mParticle's
+On the delivery thread (where the snapshot's NaN and infinities have been read
+as None), ``Attributes`` flattens it into mParticle's
 flat maps of scalars and applies mParticle's limits, counting every
 truncation and drop in the client's stats.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-import math
 import uuid
 from decimal import Decimal
 from typing import Any, Callable, Optional
@@ -137,8 +137,6 @@ class Attributes:
     def _value(self, value: Any, name: str, lists: bool) -> Any:
         if isinstance(value, str):
             return self._truncate(value, name, MAX_VALUE_LENGTH)
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
         if isinstance(value, list):
             if any(isinstance(v, dict) and _is_unsupported(v) for v in value):
                 self._report("invalid_value", name)
@@ -153,12 +151,7 @@ class Attributes:
         if len(value) > MAX_LIST_ENTRIES:
             self._report("truncated_list", name)
             value = value[:MAX_LIST_ENTRIES]
-        return [
-            self._truncate(v, name, MAX_LIST_ENTRY_LENGTH)
-            if isinstance(v, str)
-            else (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for v in value
-        ]
+        return [self._truncate(v, name, MAX_LIST_ENTRY_LENGTH) if isinstance(v, str) else v for v in value]
 
     def _truncate(self, value: str, name: str, limit: int) -> str:
         if len(value) <= limit:

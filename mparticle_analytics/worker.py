@@ -26,6 +26,9 @@ from .errors import DeliveryError
 
 log = logging.getLogger("mparticle_analytics")
 
+#: Seconds a shutdown waits past its deadline for threads whose waits it just interrupted.
+SHUTDOWN_GRACE = 0.2
+
 
 class MessageQueue:
     """The queued items; Segment's code reads ``qsize()``, ``empty()`` and ``maxsize``."""
@@ -51,7 +54,8 @@ class Worker:
     when that many are queued, ``interval`` seconds after the first of them was,
     or at once when a flush or shutdown asks. ``on_lost(items, error)`` is told
     about items that will not be delivered: still queued when a shutdown deadline
-    passes, or in a chunk whose ``process`` raised.
+    passes, or in a chunk whose ``process`` raised. ``on_stopped()`` runs at the
+    end of every shutdown.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class Worker:
         process: Callable[[list[str]], None],
         *,
         on_lost: Callable[[list[str], BaseException], None],
+        on_stopped: Callable[[], None] = lambda: None,
         threads: int = 1,
         batch_size: int = 100,
         interval: float = 0.5,
@@ -67,6 +72,7 @@ class Worker:
     ):
         self._process = process
         self._on_lost = on_lost
+        self._on_stopped = on_stopped
         self._thread_count = threads
         self._batch_size = max(1, batch_size)
         self._interval = interval
@@ -83,11 +89,10 @@ class Worker:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self.queue = MessageQueue(self._max_queue_size)
-        self._threads: list[threading.Thread] = []
-        self._alive = 0
+        self._threads: list[threading.Thread] = []  # the running ones; each removes itself
         self._enqueued = 0  # items ever queued; item n is the n-th
         self._taken = 0  # items handed to ``process`` (or reported unsent)
-        self._in_flight: dict[int, None] = {}  # first item number of each chunk being processed
+        self._in_flight: dict[int, int] = {}  # first item number -> size, of each chunk in process
         self._flush_upto = 0  # deliver without waiting until this item
         self._closing = False  # a shutdown is draining the queue
         self._stop = False  # threads must exit
@@ -111,7 +116,7 @@ class Worker:
             self._enqueued += 1
             if len(items) == 1 or len(items) == self._batch_size:
                 self._changed.notify()
-        if self._alive < self._thread_count:
+        if len(self._threads) < self._thread_count:
             self._start()
         return True
 
@@ -157,19 +162,21 @@ class Worker:
             self._on_lost(unsent, DeliveryError(
                 "unsent_at_shutdown", "still queued when the shutdown deadline passed"
             ))
-        for thread in self._threads:
+        for thread in self.threads:
             if thread is not threading.current_thread():
-                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()) + SHUTDOWN_GRACE)
         with self._lock:
-            still_running = [t for t in self._threads if t.is_alive()]
-            if still_running:
-                log.warning("%d delivery thread(s) still busy after shutdown", len(still_running))
-            self._threads = still_running
+            if self._in_flight:
+                log.warning(
+                    "%d event(s) were still being sent when the shutdown deadline passed",
+                    sum(self._in_flight.values()),
+                )
             self._closing = self._stop = False
             self._deadline = None
         if self._exit_hook is not None:
             atexit.unregister(self._exit_hook)
             self._exit_hook = None
+        self._on_stopped()
         return drained and not unsent
 
     def sleep(self, seconds: float) -> bool:
@@ -188,7 +195,6 @@ class Worker:
     def _start(self) -> bool:
         """Start missing threads (lazily, also after fork or a crash); False if none can run."""
         with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
             while len(self._threads) < self._thread_count:
                 thread = threading.Thread(
                     target=self._run, name=f"mparticle-analytics-{len(self._threads) + 1}", daemon=True
@@ -198,7 +204,6 @@ class Worker:
                 except RuntimeError:  # the interpreter is shutting down
                     break
                 self._threads.append(thread)
-                self._alive += 1
             started = bool(self._threads)
         if started and self._exit_hook is None:
             self._exit_hook = functools.partial(_call_weak, weakref.WeakMethod(self._at_exit))
@@ -214,7 +219,10 @@ class Worker:
                 self._handle(*chunk)
         finally:
             with self._lock:
-                self._alive -= 1
+                self._threads.remove(threading.current_thread())
+                hand_over = bool(self.queue.items) and not self._stop
+            if hand_over:  # died with work queued: a successor takes it
+                self._start()
 
     def _drain_here(self, target: int, deadline: Optional[float]) -> None:
         """Deliver on the calling thread when no delivery thread can run (e.g. at interpreter exit)."""
@@ -250,7 +258,7 @@ class Worker:
             chunk = [items.popleft() for _ in range(min(len(items), self._batch_size))]
             first = self._taken + 1
             self._taken += len(chunk)
-            self._in_flight[first] = None
+            self._in_flight[first] = len(chunk)
             return first, chunk
 
     def _handle(self, first: int, chunk: list[str]) -> None:

@@ -32,7 +32,8 @@ def _bulk_validator() -> Draft7Validator:
     batch = json.loads((SCHEMAS / "mparticle.inbound.eventsapi.schema.json").read_text())
     bulk = json.loads((SCHEMAS / "mparticle.inbound.eventsapi.bulk.schema.json").read_text())
     registry: Registry[Any] = Registry().with_resource(batch["$id"], Resource.from_contents(batch))
-    return Draft7Validator(bulk, registry=registry)
+    # Formats matter: the schema's ``ip`` is oneOf ipv4 / ipv6, told apart only by format.
+    return Draft7Validator(bulk, registry=registry, format_checker=Draft7Validator.FORMAT_CHECKER)
 
 
 BULK_SCHEMA = _bulk_validator()
