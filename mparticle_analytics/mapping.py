@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, NamedTuple, Optional
 
-from . import ecommerce
+from . import commerce
 from .values import MAX_NAME_LENGTH, Attributes, Report
 
 #: ``custom_event_type`` values mParticle's schema accepts.
@@ -127,7 +127,9 @@ class Mapper:
                 identities["email"] = email
                 break
         extra = options.get("user_identities")
-        if isinstance(extra, dict):
+        if extra is not None and not isinstance(extra, dict):
+            self._report("invalid_override", "user_identities")
+        elif extra is not None:
             for name, value in extra.items():
                 if name in IDENTITY_TYPES and isinstance(value, str):
                     identities[name] = value
@@ -266,9 +268,9 @@ class Mapper:
         self, name: str, properties: dict[str, Any], options: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
         """A commerce event for e-commerce spec events (§4), else a custom event."""
-        commerce = ecommerce.commerce_data(name, properties, self._attributes) if self._ecommerce else None
-        if commerce is not None:
-            return "commerce_event", {"event_name": name, **commerce}
+        fields = commerce.commerce_data(name, properties, self._attributes) if self._ecommerce else None
+        if fields is not None:
+            return "commerce_event", {"event_name": name, **fields}
         return "custom_event", {
             "event_name": name,
             "custom_event_type": self._custom_event_type(options, name),
@@ -284,12 +286,11 @@ class Mapper:
 
     def _custom_event_type(self, options: dict[str, Any], event: str) -> str:
         value = options.get("custom_event_type")
-        if value is None:
-            return ecommerce.CUSTOM_EVENT_TYPES.get(event, "other") if self._ecommerce else "other"
         if value in CUSTOM_EVENT_TYPES:
             return str(value)
-        self._report("invalid_override", "custom_event_type")
-        return "other"
+        if value is not None:
+            self._report("invalid_override", "custom_event_type")
+        return commerce.CUSTOM_EVENT_TYPES.get(event, "other") if self._ecommerce else "other"
 
     def _custom_flags(self, options: dict[str, Any]) -> dict[str, str]:
         flags = options.get("custom_flags")

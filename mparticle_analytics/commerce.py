@@ -85,7 +85,7 @@ def _product_action(event: str, properties: dict[str, Any], attributes: Attribut
     rest = dict(properties)
     action: dict[str, Any] = {"action": PRODUCT_ACTIONS[event]}
     if event in SINGLE_PRODUCT and not isinstance(rest.get("products"), list):
-        fields = {name: rest[name] for name in PRODUCT_FIELDS if name in rest}
+        fields = {name: value for name, value in rest.items() if name in PRODUCT_FIELDS}
         products = [_product(fields, attributes)] if fields else []
         for name in fields:
             if name != "coupon":  # the coupon also applies to the action
@@ -103,9 +103,10 @@ def _product_action(event: str, properties: dict[str, Any], attributes: Attribut
         if rest.get(field) is not None:
             action[name] = str(rest.pop(field))
     if action["action"] in ("checkout", "checkout_option"):
-        step = _as_number(rest.pop("step", None))
+        step = _as_number(rest.get("step"))
         if step is not None:
             action["checkout_step"] = int(step)
+            del rest["step"]
         elif event == "Checkout Started":
             action["checkout_step"] = 1
     if action["action"] == "checkout_option":
