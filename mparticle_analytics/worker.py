@@ -164,7 +164,8 @@ class Worker:
             ))
         for thread in self.threads:
             if thread is not threading.current_thread():
-                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()) + SHUTDOWN_GRACE)
+                left = None if deadline is None else max(0.0, deadline - time.monotonic()) + SHUTDOWN_GRACE
+                thread.join(left)
         with self._lock:
             if self._in_flight:
                 log.warning(

@@ -6,8 +6,8 @@ import json
 from typing import Any, Callable
 
 import pytest
-
 from conftest import received
+
 from mparticle_analytics import Client
 from mparticle_analytics.batching import (
     MAX_BATCH_BYTES,

@@ -6,7 +6,6 @@ which keeps one copy per ``source_request_id``, would hold each event once.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import subprocess
@@ -18,8 +17,8 @@ from collections import Counter
 from typing import Any, Callable
 
 import pytest
-
 from conftest import KEY, SECRET, received
+
 from mparticle_analytics import Client, DeliveryError
 from mparticle_analytics.devserver import DevServer
 from mparticle_analytics.transport import HTTPTransport, Response

@@ -12,6 +12,7 @@ import requests
 from mparticle_analytics.errors import APIError
 from mparticle_analytics.retry import (
     MAX_RETRY_AFTER,
+    Outcome,
     RetryPolicy,
     Verdict,
     backoff_delays,
@@ -60,10 +61,13 @@ class Script:
         return Response(status, headers, body)
 
 
+DEFAULTS = RetryPolicy()
+
+
 def run(
-    script: Script, policy: RetryPolicy = RetryPolicy(), clock: Optional[FakeClock] = None,
+    script: Script, policy: RetryPolicy = DEFAULTS, clock: Optional[FakeClock] = None,
     delays: Optional[Iterator[float]] = None,
-):
+) -> tuple[Outcome, FakeClock]:
     clock = clock or FakeClock()
     return send_with_retries(script, policy, sleep=clock.sleep, clock=clock, delays=delays), clock
 
@@ -93,7 +97,9 @@ def test_status_classification_follows_wire_md(status: int, verdict: Verdict) ->
     [("30", 30.0), ("0", 0.0), ("1.5", 1.5), ("600", MAX_RETRY_AFTER), (None, None), ("", None),
      ("soon", None), ("-3", None)],
 )
-def test_retry_after_seconds_are_read_and_capped_at_300(header: Optional[str], seconds: Optional[float]) -> None:
+def test_retry_after_seconds_are_read_and_capped_at_300(
+    header: Optional[str], seconds: Optional[float]
+) -> None:
     assert parse_retry_after(header) == seconds
 
 
