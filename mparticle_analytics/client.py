@@ -41,7 +41,8 @@ _OAUTH_DEFAULTS = {"oauth_auth_server": "https://oauth2.segment.io", "oauth_scop
 Message = dict[str, Any]
 Result = tuple[bool, Message]
 
-_configured_handlers: set[int] = set()
+#: The handler ``debug=True`` attaches when no ``log_handler`` is given; one per process.
+_debug_handler = logging.StreamHandler()
 
 
 def require(name: str, field: Any, data_type: Any) -> None:
@@ -64,15 +65,12 @@ def _wanted(integrations: dict[str, Any]) -> bool:
 
 
 def _configure_logging(debug: bool, handler: Optional[logging.Handler]) -> None:
-    """Attach at most one handler of each kind per process, and never to the root logger."""
-    if handler is not None and id(handler) not in _configured_handlers:
-        _configured_handlers.add(id(handler))
-        log.addHandler(handler)
+    """Attach each handler once however many clients ask, and never to the root logger."""
     if debug:
         log.setLevel(logging.DEBUG)
-        if handler is None and 0 not in _configured_handlers:
-            _configured_handlers.add(0)
-            log.addHandler(logging.StreamHandler())
+        handler = handler or _debug_handler
+    if handler is not None and handler not in log.handlers:
+        log.addHandler(handler)
 
 
 class Client:
