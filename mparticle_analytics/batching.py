@@ -7,10 +7,10 @@ serialized twice, and no request can exceed mParticle's limits.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, NamedTuple
 
+from .ids import uuid4
 from .mapping import Mapped, dumps
 
 #: mParticle's limits (wire.md "Limits").
@@ -19,7 +19,7 @@ MAX_REQUEST_BYTES = 262_144  # a body must stay *under* this
 MAX_BATCHES_PER_REQUEST = 100
 
 _TAIL = b"]}"
-_NO_ID = b"-" * 36  # a uuid4 string's length; no environment value contains it
+_ID_LENGTH = 36  # of a uuid4 string
 
 
 class Batch(NamedTuple):
@@ -77,42 +77,45 @@ def build_batches(
     users: dict[str, _User] = {}
     for item in mapped:
         users.setdefault(item.key, _User()).add(item)
+    opening = b'{"environment":' + dumps(environment) + b',"source_request_id":"'
     batches: list[Batch] = []
     rejected: list[Rejected] = []
     for key, user in users.items():
-        _split_user(key, user, environment, limit_attributes, max_bytes, batches, rejected)
+        _split_user(key, user, opening, limit_attributes, max_bytes, batches, rejected)
     return batches, rejected
 
 
 def _split_user(
     key: str,
     user: _User,
-    environment: str,
+    opening: bytes,
     limit_attributes: Callable[[dict[str, Any]], dict[str, Any]],
     max_bytes: int,
     batches: list[Batch],
     rejected: list[Rejected],
 ) -> None:
+    """Fill the user's batches in order; ``opening`` is everything before the request id."""
     facts = key[1:-1].encode()
     profile: dict[str, Any] = {}
     if user.attributes:
         profile["user_attributes"] = limit_attributes(user.attributes)
     if user.deleted:
         profile["deleted_user_attributes"] = list(user.deleted)
-    first_head = _head(environment, facts, dumps(profile)[1:-1])
-    rest_head = _head(environment, facts, b"")
-    head, messages = first_head, list(user.profile_messages)
-    if len(head) + len(_TAIL) > max_bytes:
+    rest_head = _head(facts, b"")
+    head = _head(facts, dumps(profile)[1:-1]) if profile else rest_head
+    messages = list(user.profile_messages)
+    framing = len(opening) + _ID_LENGTH + len(_TAIL)
+    if framing + len(head) > max_bytes:
         rejected.append(Rejected(messages, "user attributes exceed mParticle's 128 KB batch limit"))
         head, messages = rest_head, []
     events: list[bytes] = []
-    size = len(head) + len(_TAIL)
+    size = framing + len(head)
     for event, message in user.events:
         extra = len(event) + (1 if events else 0)
         if size + extra > max_bytes and (events or messages):
-            batches.append(_batch(head, events, messages))
+            batches.append(_batch(opening, head, events, messages))
             head, events, messages = rest_head, [], []
-            size, extra = len(head) + len(_TAIL), len(event)
+            size, extra = framing + len(head), len(event)
         if size + extra > max_bytes:
             rejected.append(Rejected([message], "event exceeds mParticle's 128 KB batch limit"))
             continue
@@ -120,12 +123,12 @@ def _split_user(
         messages.append(message)
         size += extra
     if events or messages:
-        batches.append(_batch(head, events, messages))
+        batches.append(_batch(opening, head, events, messages))
 
 
-def _head(environment: str, facts: bytes, profile: bytes) -> bytes:
-    """Everything before the events, with a placeholder for the request id (same length)."""
-    parts = [b'{"environment":', dumps(environment), b',"source_request_id":"', _NO_ID, b'"']
+def _head(facts: bytes, profile: bytes) -> bytes:
+    """What follows the request id and precedes the events."""
+    parts = [b'"']
     for part in (facts, profile):
         if part:
             parts += [b",", part]
@@ -133,10 +136,10 @@ def _head(environment: str, facts: bytes, profile: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _batch(head: bytes, events: list[bytes], messages: list[dict[str, Any]]) -> Batch:
+def _batch(opening: bytes, head: bytes, events: list[bytes], messages: list[dict[str, Any]]) -> Batch:
     """Seal a batch with a fresh ``source_request_id``; retries resend these exact bytes."""
-    body = head.replace(_NO_ID, str(uuid.uuid4()).encode(), 1) + b",".join(events) + _TAIL
-    return Batch(body, messages, len(events))
+    request_id = uuid4().encode()
+    return Batch(b"".join((opening, request_id, head, b",".join(events), _TAIL)), messages, len(events))
 
 
 def pack_requests(

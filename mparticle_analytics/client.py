@@ -15,12 +15,12 @@ import logging
 import numbers
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from .delivery import Delivery, OnError, load
 from .errors import DeliveryError
+from .ids import uuid4
 from .mapping import ANONYMOUS_IDENTITIES, Mapper
 from .retry import RetryPolicy
 from .stats import Stats
@@ -43,6 +43,8 @@ Result = tuple[bool, Message]
 
 #: The handler ``debug=True`` attaches when no ``log_handler`` is given; one per process.
 _debug_handler = logging.StreamHandler()
+#: Snapshots a message as JSON; built once (``json.dumps(default=...)`` builds one per call).
+_SNAPSHOT = json.JSONEncoder(default=to_json)
 
 
 def require(name: str, field: Any, data_type: Any) -> None:
@@ -290,7 +292,7 @@ class Client:
             timestamp = dt.datetime.now(dt.timezone.utc)
         message_id = msg.get("messageId")
         if message_id is None:
-            message_id = uuid.uuid4()
+            message_id = uuid4()
         require("integrations", msg["integrations"], dict)
         require("timestamp", timestamp, dt.datetime)
         require("context", msg["context"], dict)
@@ -301,12 +303,12 @@ class Client:
         msg["anonymousId"] = stringify_id(msg.get("anonymousId"))
 
         # The snapshot is Segment's size check, and an immutable copy for the delivery thread.
-        snapshot = json.dumps(msg, default=to_json)
+        snapshot = _SNAPSHOT.encode(msg)
         if len(snapshot) > MAX_MSG_SIZE:
             raise RuntimeError(
                 f"Message exceeds 32kb limit. ({len(snapshot)} bytes, messageId {msg['messageId']})"
             )
-        if not self.send or not _wanted(msg["integrations"]):
+        if not self.send or (msg["integrations"] and not _wanted(msg["integrations"])):
             return True, msg
         if self.sync_mode:
             self._stats.add("queued")

@@ -36,9 +36,12 @@ _REASONS = {
     Verdict.GAVE_UP: "gave_up",
     Verdict.INTERRUPTED: "unsent_at_shutdown",
 }
+_SNAPSHOTS = json.JSONDecoder(parse_constant=lambda _: None)
+
+
 def load(snapshot: str) -> dict[str, Any]:
     """A queued snapshot as a message; NaN and infinities become None (mapping.md §5)."""
-    message: dict[str, Any] = json.loads(snapshot, parse_constant=lambda _: None)
+    message: dict[str, Any] = _SNAPSHOTS.decode(snapshot)
     return message
 
 

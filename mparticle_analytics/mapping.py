@@ -60,9 +60,16 @@ class Mapped(NamedTuple):
     message: dict[str, Any]
 
 
+# Encoders built once: ``json.dumps`` with options builds a new encoder on every call.
+_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_FACTS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+#: Context keys that feed ``device_info``; server-side calls usually carry none of them.
+_DEVICE_CONTEXT = frozenset({"device", "userAgent", "os", "locale", "screen", "network"})
+
+
 def dumps(value: Any) -> bytes:
     """mParticle's wire JSON: compact, UTF-8, and never NaN (wire.md "Request")."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _WIRE.encode(value).encode()
 
 
 def mparticle_options(integrations: Any) -> dict[str, Any]:
@@ -168,7 +175,7 @@ class Mapper:
         app = self._pick(context.get("app"), _APP_FIELDS, str)
         if app:
             facts["application_info"] = app
-        return json.dumps(facts, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        return _FACTS.encode(facts)
 
     @staticmethod
     def _valid_ip(value: Any) -> bool:
@@ -179,6 +186,8 @@ class Mapper:
         return isinstance(value, str)
 
     def _device_info(self, context: dict[str, Any]) -> dict[str, Any]:
+        if _DEVICE_CONTEXT.isdisjoint(context):
+            return {}
         device = _dict(context.get("device"))
         info: dict[str, Any] = self._pick(device, _DEVICE_FIELDS, str)
         if isinstance(context.get("userAgent"), str):

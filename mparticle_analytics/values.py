@@ -121,8 +121,9 @@ class Attributes:
         if not values:
             return out
         for key, value in values.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, dict):
+            name = f"{prefix}.{key}" if prefix else key
+            kind = type(value)
+            if kind is dict:
                 if _is_unsupported(value):
                     self._report("invalid_value", name)
                 else:
@@ -131,21 +132,22 @@ class Attributes:
             if len(name) > MAX_NAME_LENGTH:
                 self._report("truncated_name", name)
                 name = name[:MAX_NAME_LENGTH]
-            out[name] = self._value(value, name, lists)
+            if kind is str:
+                out[name] = self._truncate(value, name, MAX_VALUE_LENGTH)
+            elif kind is list:
+                out[name] = self._sequence(value, name, lists)
+            else:  # numbers, booleans and None, as JSON gave them
+                out[name] = value
         return out
 
-    def _value(self, value: Any, name: str, lists: bool) -> Any:
-        if isinstance(value, str):
-            return self._truncate(value, name, MAX_VALUE_LENGTH)
-        if isinstance(value, list):
-            if any(isinstance(v, dict) and _is_unsupported(v) for v in value):
-                self._report("invalid_value", name)
-                value = [v for v in value if not (isinstance(v, dict) and _is_unsupported(v))]
-            scalar = all(not isinstance(v, (dict, list)) for v in value)
-            if lists and scalar:
-                return self._list(value, name)
-            return self._truncate(json.dumps(value, separators=(",", ":")), name, MAX_VALUE_LENGTH)
-        return value
+    def _sequence(self, value: list[Any], name: str, lists: bool) -> Any:
+        """A list: kept as a list of scalars in user attributes, else its JSON text."""
+        if any(isinstance(v, dict) and _is_unsupported(v) for v in value):
+            self._report("invalid_value", name)
+            value = [v for v in value if not (isinstance(v, dict) and _is_unsupported(v))]
+        if lists and all(not isinstance(v, (dict, list)) for v in value):
+            return self._list(value, name)
+        return self._truncate(json.dumps(value, separators=(",", ":")), name, MAX_VALUE_LENGTH)
 
     def _list(self, value: list[Any], name: str) -> list[Any]:
         if len(value) > MAX_LIST_ENTRIES:

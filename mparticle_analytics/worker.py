@@ -26,6 +26,8 @@ from .errors import DeliveryError
 
 log = logging.getLogger("mparticle_analytics")
 
+#: A delivery round takes at most this many times ``batch_size`` items.
+ROUND_FACTOR = 100
 #: Seconds a shutdown waits past its deadline for threads whose waits it just interrupted.
 SHUTDOWN_GRACE = 0.2
 
@@ -50,9 +52,11 @@ class MessageQueue:
 class Worker:
     """Delivery threads draining one bounded queue.
 
-    ``process(items)`` delivers a chunk of at most ``batch_size`` items. It is run
-    when that many are queued, ``interval`` seconds after the first of them was,
-    or at once when a flush or shutdown asks. ``on_lost(items, error)`` is told
+    ``process(items)`` delivers a chunk of queued items. It is run when
+    ``batch_size`` items are queued, ``interval`` seconds after the first of them
+    was, or at once when a flush or shutdown asks. A chunk takes what is queued,
+    up to ``ROUND_FACTOR * batch_size`` items: a backlog then goes out as fewer,
+    fuller per-user batches and requests. ``on_lost(items, error)`` is told
     about items that will not be delivered: still queued when a shutdown deadline
     passes, or in a chunk whose ``process`` raised. ``on_stopped()`` runs at the
     end of every shutdown.
@@ -256,7 +260,7 @@ class Worker:
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            chunk = [items.popleft() for _ in range(min(len(items), self._batch_size))]
+            chunk = [items.popleft() for _ in range(min(len(items), self._batch_size * ROUND_FACTOR))]
             first = self._taken + 1
             self._taken += len(chunk)
             self._in_flight[first] = len(chunk)
