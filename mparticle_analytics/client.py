@@ -182,6 +182,7 @@ class Client:
             stats=self._stats,
             on_error=on_error,
             sleep=lambda seconds: self._worker.sleep(seconds),
+            make_way=lambda: self._worker.make_way(),
             clock=_clock,
             api_key=write_key,
             historical=historical,

@@ -45,6 +45,9 @@ def load(snapshot: str) -> dict[str, Any]:
     return message
 
 
+#: Messages mapped between two chances for the application's threads to go first.
+STEP = 50
+
 #: mParticle drops historical batches holding an event younger than this (wire.md).
 HISTORICAL_MIN_AGE_MS = 72 * 3600 * 1000
 
@@ -62,6 +65,7 @@ class Delivery:
         stats: Stats,
         on_error: Optional[OnError],
         sleep: Callable[[float], bool],
+        make_way: Callable[[], None],
         clock: Callable[[], float],
         api_key: str,
         historical: bool = False,
@@ -73,6 +77,7 @@ class Delivery:
         self._stats = stats
         self._on_error = on_error
         self._sleep = sleep
+        self._make_way = make_way
         self._clock = clock
         self._api_key = api_key
         self._historical = historical
@@ -82,7 +87,9 @@ class Delivery:
     def send(self, snapshots: Sequence[str], *, raise_errors: bool = False) -> None:
         """Deliver these messages; with ``raise_errors``, raise the first give-up's error."""
         mapped: list[Mapped] = []
-        for snapshot in snapshots:
+        for count, snapshot in enumerate(snapshots, 1):
+            if count % STEP == 0 and not raise_errors:
+                self._make_way()
             message = load(snapshot)
             try:
                 mapped.append(self._mapper.map(message))
@@ -105,6 +112,8 @@ class Delivery:
             batches = [batch for batch in batches if batch.events]
         for request in pack_requests(batches):
             self._deliver(request, raise_errors)
+            if not raise_errors:
+                self._make_way()
 
     def _old_enough(self, mapped: list[Mapped], raise_errors: bool) -> list[Mapped]:
         """Keep what the historical endpoint would process; report events under 72 hours old."""

@@ -28,6 +28,8 @@ log = logging.getLogger("mparticle_analytics")
 
 #: A delivery round takes at most this many times ``batch_size`` items.
 ROUND_FACTOR = 100
+#: How long a delivery thread steps aside for the application's calls (``make_way``).
+MAKE_WAY_SECONDS = 0.002
 #: Seconds a shutdown waits past its deadline for threads whose waits it just interrupted.
 SHUTDOWN_GRACE = 0.2
 
@@ -96,6 +98,7 @@ class Worker:
         self._threads: list[threading.Thread] = []  # the running ones; each removes itself
         self._enqueued = 0  # items ever queued; item n is the n-th
         self._taken = 0  # items handed to ``process`` (or reported unsent)
+        self._seen = 0  # ``_enqueued`` when a delivery thread last made way
         self._in_flight: dict[int, int] = {}  # first item number -> size, of each chunk in process
         self._flush_upto = 0  # deliver without waiting until this item
         self._closing = False  # a shutdown is draining the queue
@@ -183,6 +186,23 @@ class Worker:
             self._exit_hook = None
         self._on_stopped()
         return drained and not unsent
+
+    def make_way(self) -> None:
+        """Step aside briefly if the application queued events since the last call.
+
+        Delivery threads call this between small steps of a round. Python runs one
+        thread at a time, so a delivery thread mapping a backlog slows every
+        ``track()`` made meanwhile; stepping aside lets a burst of calls run at
+        full speed, and the backlog is delivered as soon as the calls pause. Not
+        while a flush or shutdown waits, nor when the queue is half full.
+        """
+        enqueued = self._enqueued
+        if enqueued == self._seen:
+            return
+        self._seen = enqueued
+        busy = len(self.queue.items) * 2 < self._max_queue_size or not self._max_queue_size
+        if busy and not self._closing and self._flush_upto <= self._taken:
+            time.sleep(MAKE_WAY_SECONDS)
 
     def sleep(self, seconds: float) -> bool:
         """Wait before a retry; False, at once, if a shutdown needs the thread back sooner."""
