@@ -63,6 +63,7 @@ class Mapped(NamedTuple):
 # Encoders built once: ``json.dumps`` with options builds a new encoder on every call.
 _WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _FACTS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+_MAX_CACHED_KEYS = 10_000
 #: Context keys that feed ``device_info``; server-side calls usually carry none of them.
 _DEVICE_CONTEXT = frozenset({"device", "userAgent", "os", "locale", "screen", "network"})
 
@@ -98,6 +99,7 @@ class Mapper:
         self._ecommerce = ecommerce
         self._report = report
         self._attributes = Attributes(report)
+        self._keys: dict[tuple[tuple[str, Any], ...], str] = {}
 
     def map(self, msg: dict[str, Any]) -> Mapped:
         """Map one Segment message (as snapshotted by the client: plain JSON values)."""
@@ -175,7 +177,16 @@ class Mapper:
         app = self._pick(context.get("app"), _APP_FIELDS, str)
         if app:
             facts["application_info"] = app
-        return _FACTS.encode(facts)
+        if len(facts) > 1:
+            return _FACTS.encode(facts)
+        # Most messages carry identities only, and the same few users recur: reuse their key.
+        key = tuple(identities.items())
+        cached = self._keys.get(key)
+        if cached is None:
+            if len(self._keys) >= _MAX_CACHED_KEYS:
+                self._keys.clear()
+            cached = self._keys[key] = _FACTS.encode(facts)
+        return cached
 
     @staticmethod
     def _valid_ip(value: Any) -> bool:
