@@ -117,7 +117,8 @@ def mparticle_batches(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         losses.append(f"{reason}: {name}")
 
     mapper = Mapper(anonymous_identity="other", ecommerce=True, report=report)
-    mapped = [mapper.map(load(json.dumps(message, default=to_json))) for message in messages]
+    snapshots = [json.dumps(message, default=to_json) for message in messages]
+    mapped = [mapper.map(load(snapshot), snapshot) for snapshot in snapshots]
     batches, rejected = build_batches(
         mapped, environment="production", limit_attributes=Attributes(report).limit_user
     )

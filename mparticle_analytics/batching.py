@@ -26,8 +26,8 @@ class Batch(NamedTuple):
     """One user's batch, serialized; its ``source_request_id`` is fixed inside ``body``."""
 
     body: bytes
-    #: The Segment messages it carries, in call order, for ``on_error`` and the stats.
-    messages: list[dict[str, Any]]
+    #: The snapshots of the messages it carries, in call order, for ``on_error`` and the stats.
+    sources: list[str]
     #: How many events it holds (a batch may carry only identities and attributes).
     events: int
 
@@ -35,7 +35,7 @@ class Batch(NamedTuple):
 class Rejected(NamedTuple):
     """Messages that cannot be sent at all, and why."""
 
-    messages: list[dict[str, Any]]
+    sources: list[str]
     reason: str
 
 
@@ -45,8 +45,8 @@ class _User:
     def __init__(self) -> None:
         self.attributes: dict[str, Any] = {}
         self.deleted: dict[str, None] = {}  # an ordered set
-        self.profile_messages: list[dict[str, Any]] = []
-        self.events: list[tuple[bytes, dict[str, Any]]] = []
+        self.profile_sources: list[str] = []
+        self.events: list[tuple[bytes, str]] = []
 
     def add(self, mapped: Mapped) -> None:
         for name, value in mapped.attributes.items():
@@ -57,9 +57,9 @@ class _User:
                 self.attributes[name] = value
                 self.deleted.pop(name, None)
         if mapped.event is None:
-            self.profile_messages.append(mapped.message)
+            self.profile_sources.append(mapped.source)
         else:
-            self.events.append((mapped.event, mapped.message))
+            self.events.append((mapped.event, mapped.source))
 
 
 def build_batches(
@@ -103,27 +103,27 @@ def _split_user(
         profile["deleted_user_attributes"] = list(user.deleted)
     rest_head = _head(facts, b"")
     head = _head(facts, dumps(profile)[1:-1]) if profile else rest_head
-    messages = list(user.profile_messages)
+    sources = list(user.profile_sources)
     framing = len(opening) + _ID_LENGTH + len(_TAIL)
     if framing + len(head) > max_bytes:
-        rejected.append(Rejected(messages, "user attributes exceed mParticle's 128 KB batch limit"))
-        head, messages = rest_head, []
+        rejected.append(Rejected(sources, "user attributes exceed mParticle's 128 KB batch limit"))
+        head, sources = rest_head, []
     events: list[bytes] = []
     size = framing + len(head)
     for event, message in user.events:
         extra = len(event) + (1 if events else 0)
-        if size + extra > max_bytes and (events or messages):
-            batches.append(_batch(opening, head, events, messages))
-            head, events, messages = rest_head, [], []
+        if size + extra > max_bytes and (events or sources):
+            batches.append(_batch(opening, head, events, sources))
+            head, events, sources = rest_head, [], []
             size, extra = framing + len(head), len(event)
         if size + extra > max_bytes:
             rejected.append(Rejected([message], "event exceeds mParticle's 128 KB batch limit"))
             continue
         events.append(event)
-        messages.append(message)
+        sources.append(message)
         size += extra
-    if events or messages:
-        batches.append(_batch(opening, head, events, messages))
+    if events or sources:
+        batches.append(_batch(opening, head, events, sources))
 
 
 def _head(facts: bytes, profile: bytes) -> bytes:
@@ -136,10 +136,10 @@ def _head(facts: bytes, profile: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _batch(opening: bytes, head: bytes, events: list[bytes], messages: list[dict[str, Any]]) -> Batch:
+def _batch(opening: bytes, head: bytes, events: list[bytes], sources: list[str]) -> Batch:
     """Seal a batch with a fresh ``source_request_id``; retries resend these exact bytes."""
     request_id = uuid4().encode()
-    return Batch(b"".join((opening, request_id, head, b",".join(events), _TAIL)), messages, len(events))
+    return Batch(b"".join((opening, request_id, head, b",".join(events), _TAIL)), sources, len(events))
 
 
 def pack_requests(

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-from .delivery import Delivery, OnError, load
+from .delivery import Delivery, OnError
 from .errors import DeliveryError
 from .ids import uuid4
 from .mapping import ANONYMOUS_IDENTITIES, Mapper
@@ -365,7 +365,7 @@ class Client:
     def _lost(self, snapshots: list[str], error: BaseException) -> None:
         if not isinstance(error, DeliveryError):
             error = DeliveryError("internal_error", repr(error))
-        self._delivery.give_up([load(snapshot) for snapshot in snapshots], error)
+        self._delivery.give_up(snapshots, error)
 
     def __enter__(self) -> Client:
         return self

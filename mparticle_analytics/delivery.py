@@ -87,64 +87,59 @@ class Delivery:
     def send(self, snapshots: Sequence[str], *, raise_errors: bool = False) -> None:
         """Deliver these messages; with ``raise_errors``, raise the first give-up's error."""
         mapped: list[Mapped] = []
+        too_recent: list[str] = []
+        cutoff = time.time() * 1000 - HISTORICAL_MIN_AGE_MS if self._historical else None
         for count, snapshot in enumerate(snapshots, 1):
             if count % STEP == 0 and not raise_errors:
                 self._make_way()
             message = load(snapshot)
             try:
-                mapped.append(self._mapper.map(message))
+                item = self._mapper.map(message, snapshot)
             except Exception as exc:  # a mapping bug must cost one message, never the thread
                 log.exception("could not map a %s message", message.get("type"))
-                self.give_up([message], DeliveryError("mapping_error", repr(exc)), raise_errors)
-        if self._historical:
-            mapped = self._old_enough(mapped, raise_errors)
+                self.give_up([snapshot], DeliveryError("mapping_error", repr(exc)), raise_errors)
+                continue
+            if cutoff is not None and item.event is not None and unix_ms(message["timestamp"]) > cutoff:
+                too_recent.append(snapshot)
+            else:
+                mapped.append(item)
+        if too_recent:
+            error = DeliveryError("too_recent", "the historical endpoint drops events under 72 hours old")
+            self.give_up(too_recent, error, raise_errors)
         batches, rejected = build_batches(
             mapped, environment=self._environment, limit_attributes=self._limit_attributes
         )
-        for messages, reason in rejected:
-            self.give_up(messages, DeliveryError("oversize", reason), raise_errors)
+        for sources, reason in rejected:
+            self.give_up(sources, DeliveryError("oversize", reason), raise_errors)
         if self._historical:
             for batch in batches:
                 if not batch.events:
                     error = DeliveryError("historical_without_events", "mParticle drops historical "
                                           "batches without events; send profile changes live")
-                    self.give_up(batch.messages, error, raise_errors)
+                    self.give_up(batch.sources, error, raise_errors)
             batches = [batch for batch in batches if batch.events]
         for request in pack_requests(batches):
             self._deliver(request, raise_errors)
             if not raise_errors:
                 self._make_way()
 
-    def _old_enough(self, mapped: list[Mapped], raise_errors: bool) -> list[Mapped]:
-        """Keep what the historical endpoint would process; report events under 72 hours old."""
-        cutoff = time.time() * 1000 - HISTORICAL_MIN_AGE_MS
-        kept: list[Mapped] = []
-        recent: list[Mapped] = []
-        for item in mapped:
-            young = item.event is not None and unix_ms(item.message["timestamp"]) > cutoff
-            (recent if young else kept).append(item)
-        if recent:
-            error = DeliveryError("too_recent", "the historical endpoint drops events under 72 hours old")
-            self.give_up([item.message for item in recent], error, raise_errors)
-        return kept
-
     def give_up(
         self,
-        messages: list[dict[str, Any]],
+        snapshots: list[str],
         error: Exception,
         raise_errors: bool = False,
         reason: Optional[str] = None,
     ) -> None:
-        """Count messages as lost, then raise (sync mode) or tell ``on_error``."""
+        """Count messages as lost, then raise (sync mode) or tell ``on_error`` (as Segment messages)."""
         if reason is None:
             reason = error.reason if isinstance(error, DeliveryError) else "gave_up"
-        self._stats.dropped(reason, len(messages), f": {error}")
+        self._stats.dropped(reason, len(snapshots), f": {error}")
         if raise_errors:
             raise error
         if self._on_error is None:
             return
         try:
-            self._on_error(error, messages)
+            self._on_error(error, [load(snapshot) for snapshot in snapshots])
         except Exception:
             log.exception("on_error raised; delivery goes on")
 
@@ -154,9 +149,8 @@ class Delivery:
             lambda: self.transport.send(body), self._policy, sleep=self._sleep, clock=self._clock
         )
         self._stats.add("retried", outcome.retries)
-        messages = [message for batch in batches for message in batch.messages]
         if outcome.verdict is Verdict.DELIVERED:
-            self._stats.add("delivered", len(messages))
+            self._stats.add("delivered", sum(len(batch.sources) for batch in batches))
             return
         if outcome.verdict in (Verdict.TOO_LARGE, Verdict.BAD_REQUEST) and len(batches) > 1:
             # One bad batch must not take the good ones with it: halve down to it.
@@ -175,4 +169,5 @@ class Delivery:
         if outcome.verdict is Verdict.INTERRUPTED:
             error = DeliveryError("unsent_at_shutdown", f"shutdown deadline passed while retrying ({error})")
             error.__cause__ = outcome.error
-        self.give_up(messages, error, raise_errors, _REASONS[outcome.verdict])
+        sources = [source for batch in batches for source in batch.sources]
+        self.give_up(sources, error, raise_errors, _REASONS[outcome.verdict])

@@ -56,8 +56,8 @@ class Mapped(NamedTuple):
     event: Optional[bytes]
     #: User attribute changes, in call order; a None value deletes the attribute.
     attributes: dict[str, Any]
-    #: The Segment message, for ``on_error``.
-    message: dict[str, Any]
+    #: Where the message came from (the client's JSON snapshot of it), for ``on_error``.
+    source: str
 
 
 # Encoders built once: ``json.dumps`` with options builds a new encoder on every call.
@@ -101,8 +101,12 @@ class Mapper:
         self._attributes = Attributes(report)
         self._keys: dict[tuple[tuple[str, Any], ...], str] = {}
 
-    def map(self, msg: dict[str, Any]) -> Mapped:
-        """Map one Segment message (as snapshotted by the client: plain JSON values)."""
+    def map(self, msg: dict[str, Any], source: str) -> Mapped:
+        """Map one Segment message (as snapshotted by the client: plain JSON values).
+
+        ``source`` travels with the result so that a message given up later can
+        be reported as it was queued.
+        """
         kind = msg["type"]
         context = _dict(msg.get("context"))
         options = mparticle_options(msg.get("integrations"))
@@ -117,7 +121,7 @@ class Mapper:
             self._alias(msg, identities)
         else:
             event = dumps(self._event(kind, msg, context, options))
-        return Mapped(self._facts(identities, context, options), event, attributes, msg)
+        return Mapped(self._facts(identities, context, options), event, attributes, source)
 
     # -- batch-level facts (§2, §6) ------------------------------------------------------------
 

@@ -30,7 +30,7 @@ def event_of(size: int, n: int = 0) -> bytes:
 
 def mapped(event: bytes, user: str = "u1", attributes: Any = None) -> Mapped:
     key = json.dumps({"user_identities": {"customer_id": user}}, separators=(",", ":"))
-    return Mapped(key, event, attributes or {}, {"type": "track", "userId": user})
+    return Mapped(key, event, attributes or {}, json.dumps({"type": "track", "userId": user}))
 
 
 def build(items: list[Mapped]) -> tuple[list[Batch], list[Any]]:
@@ -78,7 +78,7 @@ def test_one_event_that_fits_no_batch_is_rejected_not_sent() -> None:
     too_big = event_of(MAX_BATCH_BYTES - overhead() + 1, 1)
     batches, rejected = build([mapped(fits), mapped(too_big)])
     assert [len(b.body) for b in batches] == [MAX_BATCH_BYTES]
-    assert len(rejected) == 1 and rejected[0].messages == [{"type": "track", "userId": "u1"}]
+    assert len(rejected) == 1 and rejected[0].sources == ['{"type": "track", "userId": "u1"}']
 
 
 def test_one_batch_per_user_in_first_seen_order() -> None:
@@ -88,7 +88,7 @@ def test_one_batch_per_user_in_first_seen_order() -> None:
 
 
 def fake_batches(sizes: list[int]) -> list[Batch]:
-    return [Batch(b"x" * size, [{"n": i}], 1) for i, size in enumerate(sizes)]
+    return [Batch(b"x" * size, [str(i)], 1) for i, size in enumerate(sizes)]
 
 
 def test_100_batches_fit_one_request_and_101_do_not() -> None:
