@@ -1,9 +1,17 @@
 """The HTTP side of the devserver: routing, fault injection and answers.
 
 ``/v2/...`` behaves like mParticle's Events API (the rules live in
-:mod:`.rules`); ``/api/...`` is the devserver's own JSON API for tests and
-scripts and needs no auth. Every error answer, including the ones the
-standard library's parser produces, uses mParticle's error body.
+:mod:`.rules`, the per-batch validation in :mod:`.validation`); ``/`` is the
+inspector page; ``/api/...`` is the devserver's own JSON API (:mod:`.api`)
+for the page, tests and scripts, and needs no auth. Every error answer,
+including the ones the standard library's parser produces, uses mParticle's
+error body.
+
+What happens to a batch: a request that cannot be read (bad auth, bad JSON,
+wrong shape, over mParticle's size or count limits) is refused with 400/401/
+403/413 and nothing is stored. Otherwise the answer is 202, as mParticle's is
+for bulk uploads even when it drops batches later, and every batch is stored
+with the problems the validator found in it, for the page and the API.
 """
 
 from __future__ import annotations
@@ -14,19 +22,21 @@ import logging
 import socket
 import socketserver
 import threading
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from .faults import Fault, FaultQueue
+from .api import ROUTES, AppState
+from .faults import Applied
+from .page import PAGE_HEADERS, page
 from .rules import (
     HISTORICAL_PATH,
     INGEST_PATHS,
     MAX_REQUEST_BYTES,
     RequestError,
+    SizedBatch,
     check_batches,
     check_credentials,
     decode_body,
@@ -35,7 +45,8 @@ from .rules import (
     load_batches,
     parse_basic_auth,
 )
-from .store import Received, Store
+from .store import Received
+from .validation import validate_batch
 
 logger = logging.getLogger("mparticle_analytics.devserver")
 
@@ -43,22 +54,8 @@ logger = logging.getLogger("mparticle_analytics.devserver")
 # size the server refuses without reading and closes the connection instead.
 _MAX_READ_BYTES: Final = 4 * 1024 * 1024
 
-
-@dataclass
-class AppState:
-    """Everything the handler threads share; owned by one ``DevServer``."""
-
-    store: Store = field(default_factory=Store)
-    faults: FaultQueue = field(default_factory=FaultQueue)
-    key: Optional[str] = None
-    secret: Optional[str] = field(default=None, repr=False)
-    #: Set on stop, so injected delays end at once instead of holding a thread.
-    stopping: threading.Event = field(default_factory=threading.Event)
-
-    def reset(self) -> None:
-        """Forget every request and batch and clear pending faults."""
-        self.store.reset()
-        self.faults.clear()
+#: Paths the browser asks for that are not ingest requests (so are not recorded).
+_PAGE_PATHS: Final = frozenset({"/", "/index.html", "/favicon.ico"})
 
 
 class EndpointServer(ThreadingHTTPServer):
@@ -146,22 +143,42 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(code, error.body(), error.headers)
 
     def _dispatch(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/api" or path.startswith("/api/"):
-            self._serve_api(path)
+        parts = urlsplit(self.path)
+        if parts.path == "/api" or parts.path.startswith("/api/"):
+            self._serve_api(parts.path, parse_qs(parts.query))
+        elif parts.path in _PAGE_PATHS:
+            self._serve_page(parts.path)
         else:
-            self._serve_ingest(path)
+            self._serve_ingest(parts.path)
 
-    def _serve_api(self, path: str) -> None:
+    def _serve_api(self, path: str, query: Mapping[str, list[str]]) -> None:
         try:
             body = self._read_body()
-            routes = _API_ROUTES.get(path)
+            routes = ROUTES.get(path)
             if routes is None:
-                raise RequestError(404, f"no API path {path}; try {', '.join(_API_ROUTES)}")
+                raise RequestError(404, f"no API path {path}; try {', '.join(ROUTES)}")
             _check_method(self.command, routes)
-            self._send_json(200, routes[self.command](self.server.state, body))
+            self._send_json(200, routes[self.command](self.server.state, body, query))
         except RequestError as error:
             self._send_json(error.status, error.body(), error.headers)
+
+    def _serve_page(self, path: str) -> None:
+        try:
+            self._read_body()
+            _check_method(self.command, ("GET", "HEAD"))
+            if path == "/favicon.ico":
+                raise RequestError(404, "no favicon")
+        except RequestError as error:
+            self._send_json(error.status, error.body(), error.headers)
+            return
+        document = page()
+        self.send_response(200)
+        for name, value in PAGE_HEADERS.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(document)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(document)
 
     def _serve_ingest(self, path: str) -> None:
         state = self.server.state
@@ -171,7 +188,7 @@ class Handler(BaseHTTPRequestHandler):
             user_agent=self.headers.get("User-Agent"),
             content_encoding=self.headers.get("Content-Encoding"),
         )
-        fault: Optional[Fault] = None
+        applied = Applied(0.0, None, None)
         error: Optional[RequestError] = None
         try:
             raw = self._read_body()
@@ -180,13 +197,18 @@ class Handler(BaseHTTPRequestHandler):
                 paths = ", ".join(sorted(INGEST_PATHS))
                 raise RequestError(404, f"no such path {path}; use {paths}")
             _check_method(self.command, ("POST",))
-            fault = state.faults.take()
-            received.fault = fault.to_json() if fault else None
-            self._ingest(received, raw, fault)
+            applied = state.faults.take()
+            received.fault = applied.record
+            self._ingest(received, raw, applied)
         except RequestError as exc:
             error = exc
             received.status, received.error = exc.status, exc.message
-        _log_outcome(received, *state.store.add(received))
+        try:
+            _log_outcome(received, *state.store.add(received))
+        except Exception as exc:  # A store that cannot write (a full disk under --db) must still answer.
+            logger.exception("could not store %s %s", received.method, path)
+            error = RequestError(500, f"the devserver could not store the request: {exc}")
+        fault = applied.outcome
         if fault is not None and fault.drop is not None:
             self.close_connection = True  # Say nothing: the client sees a dropped connection.
         elif error is not None:
@@ -197,11 +219,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    def _ingest(self, received: Received, raw: bytes, fault: Optional[Fault]) -> None:
+    def _ingest(self, received: Received, raw: bytes, applied: Applied) -> None:
         """Process one ingest request into ``received``, or raise the refusal."""
         state = self.server.state
-        if fault is not None and fault.delay is not None:
-            state.stopping.wait(fault.delay)
+        fault = applied.outcome
+        if applied.delay > 0:
+            state.stopping.wait(applied.delay)
         if fault is not None and fault.drop == "before":
             received.error = "connection dropped before processing (injected fault)"
             return
@@ -217,12 +240,13 @@ class Handler(BaseHTTPRequestHandler):
         received.batch_count = len(batches)
         now_ms = received.arrived * 1000
         historical = received.path == HISTORICAL_PATH
-        for sized in check_batches(batches, received.path):
+        for checked in check_batches(batches, received.path):
+            sized = checked._replace(problems=validate_batch(checked.batch))
             reason = historical_rejection(sized.batch, now_ms) if historical else None
             if reason is None:
                 received.accepted.append(sized)
             else:
-                received.rejected.append((sized.batch, reason))
+                received.rejected.append((sized, reason))
         received.status = 202
 
     def _read_body(self) -> bytes:
@@ -266,8 +290,10 @@ def _log_outcome(received: Received, accepted: list[int], rejected: list[int]) -
     where = f"{received.method} {received.path}"
     for seq, sized in zip(accepted, received.accepted):
         logger.info("%s", describe_batch(seq, received.path, sized))
-    for seq, (_, reason) in zip(rejected, received.rejected):
+        _log_problems(f"batch {seq}", sized)
+    for seq, (sized, reason) in zip(rejected, received.rejected):
         logger.warning("rejected historical batch %d (not processed, still 202): %s", seq, reason)
+        _log_problems(f"rejected batch {seq}", sized)
     if received.status is None:
         logger.info("%s: dropped the connection before processing (injected fault)", where)
     elif received.error is not None:
@@ -276,39 +302,12 @@ def _log_outcome(received: Received, accepted: list[int], rejected: list[int]) -
         logger.info("%s: dropped the connection instead of answering (injected fault)", where)
 
 
-def _add_faults(state: AppState, body: bytes) -> Any:
-    try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise RequestError(400, f"malformed JSON: {exc}") from None
-    items = document if isinstance(document, list) else [document]
-    try:
-        state.faults.add([Fault.from_json(item) for item in items])
-    except (ValueError, TypeError) as exc:
-        raise RequestError(400, str(exc)) from None
-    return {"faults": state.faults.pending()}
 
-
-def _reset(state: AppState, body: bytes) -> Any:
-    state.reset()
-    return {}
-
-
-def _clear_faults(state: AppState, body: bytes) -> Any:
-    state.faults.clear()
-    return {"faults": []}
-
-
-_ApiAction = Callable[[AppState, bytes], Any]
-
-_API_ROUTES: Final[Mapping[str, Mapping[str, _ApiAction]]] = {
-    "/api/batches": {"GET": lambda state, body: {"batches": state.store.batches()}},
-    "/api/requests": {"GET": lambda state, body: {"requests": state.store.requests()}},
-    "/api/rejected": {"GET": lambda state, body: {"rejected": state.store.rejected()}},
-    "/api/reset": {"POST": _reset},
-    "/api/faults": {
-        "GET": lambda state, body: {"faults": state.faults.pending()},
-        "POST": _add_faults,
-        "DELETE": _clear_faults,
-    },
-}
+def _log_problems(label: str, sized: SizedBatch) -> None:
+    """One line per error and warning, so a terminal shows what the page highlights."""
+    for problem in sized.problems:
+        if problem["severity"] == "info":
+            continue
+        log = logger.warning if problem["severity"] == "error" else logger.info
+        log("  %s %s at %s [%s]: %s", problem["severity"], label, problem["path"], problem["rule"],
+            problem["message"])

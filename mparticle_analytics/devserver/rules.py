@@ -17,9 +17,11 @@ import io
 import json
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final, NamedTuple, Optional
+
+from .kinds import Problem
 
 EVENTS_PATH: Final = "/v2/events"
 BULK_PATH: Final = "/v2/bulkevents"
@@ -69,10 +71,12 @@ class RequestError(Exception):
 
 
 class SizedBatch(NamedTuple):
-    """A batch that passed the checks, with its size as mParticle measures it."""
+    """A batch that passed the request checks, with its size as mParticle measures it
+    and, once :mod:`.validation` has looked at it, its problems."""
 
     batch: dict[str, Any]
     size: int
+    problems: Sequence[Problem] = ()
 
 
 def parse_basic_auth(header: Optional[str]) -> tuple[str, str]:
@@ -171,7 +175,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def check_batches(batches: list[dict[str, Any]], path: str) -> list[SizedBatch]:
-    """Apply the per-request count and the per-batch size and event checks; 400 if broken."""
+    """Apply the per-request count and the per-batch size and event checks; 400 if broken.
+
+    Only what makes a request unreadable is refused here; everything else mParticle's
+    schema says about a batch is reported by :mod:`.validation` on the stored batch.
+    """
     if len(batches) > MAX_BATCHES_PER_REQUEST:
         raise RequestError(
             400,
@@ -195,6 +203,10 @@ def batch_size(batch: dict[str, Any]) -> int:
 
 
 def _check_events(batch: dict[str, Any], label: str) -> None:
+    # Like mParticle's 400 for "malformed JSON or missing fields": an event list
+    # the server cannot walk. Each of these the schema rejects as well. A ``data``
+    # that is not an object is left to the validator: the schema's event
+    # definitions do not declare its type, so it passes them.
     # A missing or null ``events`` is allowed: the schema says ``array|null``.
     events = batch.get("events")
     if events is None:
@@ -205,11 +217,11 @@ def _check_events(batch: dict[str, Any], label: str) -> None:
         where = f"{label}.events[{index}]"
         if not isinstance(event, dict):
             raise RequestError(400, f"{where} is {_json_type(event)}, not an object")
-        for field, kind in (("event_type", str), ("data", dict)):
+        for field in ("event_type", "data"):
             if field not in event:
                 raise RequestError(400, f"{where} lacks {field}")
-            if not isinstance(event[field], kind):
-                raise RequestError(400, f"{where}.{field} is {_json_type(event[field])}")
+        if not isinstance(event["event_type"], str):
+            raise RequestError(400, f"{where}.event_type is {_json_type(event['event_type'])}")
 
 
 def historical_rejection(batch: dict[str, Any], now_ms: float) -> Optional[str]:
@@ -222,7 +234,8 @@ def historical_rejection(batch: dict[str, Any], now_ms: float) -> Optional[str]:
         return "no events"
     cutoff = now_ms - HISTORICAL_MIN_AGE_MS
     for index, event in enumerate(events):
-        stamp = event["data"].get("timestamp_unixtime_ms")
+        data = event["data"]
+        stamp = data.get("timestamp_unixtime_ms") if isinstance(data, dict) else None
         if stamp is None:
             return f"events[{index}] has no data.timestamp_unixtime_ms"
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):

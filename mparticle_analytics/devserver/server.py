@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Optional
+from typing import Any, Final, Optional, Union
 
-from .app import AppState, EndpointServer
-from .faults import Fault
+from .api import AppState
+from .app import EndpointServer
+from .faults import Fault, Plan
+from .sqlite_store import SqliteStore
+from .store import Store
 
 # serve_forever checks for shutdown this often; short, so stop() is prompt.
 _POLL_INTERVAL: Final = 0.05
@@ -35,6 +39,8 @@ class DevServer:
     :param key: if set, only this API key is accepted (others get 403).
     :param secret: if set, only this API secret is accepted (others get 403).
         It is never printed, logged or stored.
+    :param db: keep everything in this SQLite file too, so a later server on
+        the same file starts with what this one received (default: memory only).
     """
 
     def __init__(
@@ -44,10 +50,12 @@ class DevServer:
         *,
         key: Optional[str] = None,
         secret: Optional[str] = None,
+        db: Union[str, Path, None] = None,
     ) -> None:
         self.host = host
         self.port = port
-        self._state = AppState(key=key, secret=secret)
+        store = Store() if db is None else SqliteStore(db)
+        self._state = AppState(store=store, key=key, secret=secret)
         self._httpd: Optional[EndpointServer] = None
         self._thread: Optional[threading.Thread] = None
         self._url: Optional[str] = None
@@ -87,10 +95,12 @@ class DevServer:
             return
         self._httpd = self._thread = None
         self._state.stopping.set()
+        self._state.store.wake()  # Ends long polls of /api/inspect at once.
         httpd.shutdown()
         httpd.close_connections()
         thread.join(_JOIN_TIMEOUT)
         httpd.server_close()
+        self._state.store.close()
 
     def __enter__(self) -> DevServer:
         return self.start()
@@ -125,6 +135,21 @@ class DevServer:
         """Historical batches answered 202 but not processed, each with its ``reason``."""
         return self._state.store.rejected()
 
+    def problems(self, severity: Optional[str] = None) -> list[dict[str, Any]]:
+        """Every validation problem, oldest batch first, as ``/api/problems`` lists them.
+
+        Each is ``{"batch", "status", "seq", "user", "path", "rule", "message",
+        "severity"}``: ``batch`` is the entry id shown on the page, ``seq`` the
+        number in :meth:`batches` (or :meth:`rejected` when ``status`` is
+        ``"rejected"``). ``severity`` keeps only ``"error"``, ``"warning"`` or ``"info"``.
+        """
+        return [
+            {"batch": e["id"], "status": e["status"], "seq": e["seq"], "user": e["user"], **p}
+            for e in self._state.store.entries()
+            for p in e["problems"]
+            if severity is None or p["severity"] == severity
+        ]
+
     def reset(self) -> None:
         """Forget every request and batch and clear pending faults."""
         self._state.reset()
@@ -136,18 +161,29 @@ class DevServer:
         retry_after: Optional[str] = None,
         drop: Optional[str] = None,
         delay: Optional[float] = None,
-        count: int = 1,
+        count: Optional[int] = None,
+        rate: Optional[float] = None,
+        seed: Optional[int] = None,
     ) -> None:
-        """Make the next ``count`` ingest requests misbehave (after earlier faults).
+        """Make the next ``count`` ingest requests misbehave (after earlier faults),
+        or, with ``rate``, each request with that probability until :meth:`reset`.
 
         Give exactly one of: ``status`` (answer it with an error body, store
         nothing; ``retry_after`` adds that ``Retry-After`` header), ``drop``
         (``"before"``: close unanswered, store nothing; ``"after"``: store,
         then close unanswered) or ``delay`` (seconds to wait, then answer
-        normally). Raises ``ValueError`` for an invalid combination.
+        normally). ``count`` defaults to 1; ``rate`` (0 < rate <= 1) replaces
+        it, and ``seed`` makes the random choices repeatable:
+        ``add_fault(delay=0.5, rate=1)`` slows every request,
+        ``add_fault(status=503, rate=0.1, seed=42)`` fails one in ten.
+        Raises ``ValueError`` for an invalid combination.
         """
         fault = Fault(status=status, retry_after=retry_after, drop=drop, delay=delay)
-        self._state.faults.add([(fault, count)])
+        self._state.faults.add([Plan.of(fault, count=count, rate=rate, seed=seed)])
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults still configured, as ``GET /api/faults`` lists them."""
+        return self._state.faults.pending()
 
     def wait_for(self, predicate: Callable[[DevServer], bool], timeout: float = 5.0) -> bool:
         """Wait until ``predicate(self)`` is true; re-checked whenever a request is stored.
