@@ -114,6 +114,20 @@ def events(server: DevServer) -> list[dict[str, Any]]:
     return [event for batch in received(server) for event in batch.get("events") or []]
 
 
+def only_batch(server: DevServer) -> dict[str, Any]:
+    """The one batch the server accepted (fails when there is not exactly one)."""
+    batches = received(server)
+    assert len(batches) == 1, batches
+    return batches[0]
+
+
+def only_event(server: DevServer) -> dict[str, Any]:
+    """The one event the server accepted (fails when there is not exactly one)."""
+    found = events(server)
+    assert len(found) == 1, found
+    return found[0]
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"mParticle schema: {_validated['batches']} delivered batches validated"

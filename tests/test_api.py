@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-from conftest import KEY, SECRET, events, received
+from conftest import KEY, SECRET, events, only_batch, only_event, received
 
 import mparticle_analytics
 from mparticle_analytics import APIError, Client
@@ -156,18 +156,6 @@ def module(server: DevServer) -> Any:
     mparticle_analytics.host = server.url
     mparticle_analytics.upload_interval = 0.05
     return mparticle_analytics
-
-
-def only_batch(server: DevServer) -> dict[str, Any]:
-    batches = received(server)
-    assert len(batches) == 1, batches
-    return batches[0]
-
-
-def only_event(server: DevServer) -> dict[str, Any]:
-    delivered = events(server)
-    assert len(delivered) == 1, delivered
-    return delivered[0]
 
 
 def library_records(caplog: pytest.LogCaptureFixture, level: int = logging.DEBUG) -> list[logging.LogRecord]:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 import pytest
-from conftest import events, received
+from conftest import events, only_batch, only_event, received
 
 from mparticle_analytics import Client
 from mparticle_analytics.devserver import DevServer
@@ -49,18 +49,6 @@ def client(new_client: Callable[..., Client]) -> Client:
 
 def flushed(client: Client) -> None:
     assert client.flush(5), "flush timed out"
-
-
-def only_batch(server: DevServer) -> dict[str, Any]:
-    batches = received(server)
-    assert len(batches) == 1, batches
-    return batches[0]
-
-
-def only_event(server: DevServer) -> dict[str, Any]:
-    found = events(server)
-    assert len(found) == 1, found
-    return found[0]
 
 
 def losses(client: Client) -> dict[str, int]:
