@@ -47,9 +47,6 @@ class MessageQueue:
     def empty(self) -> bool:
         return not self.items
 
-    def full(self) -> bool:
-        return 0 < self.maxsize <= len(self.items)
-
 
 class Worker:
     """Delivery threads draining one bounded queue.
@@ -200,8 +197,8 @@ class Worker:
         if enqueued == self._seen:
             return
         self._seen = enqueued
-        busy = len(self.queue.items) * 2 < self._max_queue_size or not self._max_queue_size
-        if busy and not self._closing and self._flush_upto <= self._taken:
+        room = not self._max_queue_size or len(self.queue.items) * 2 < self._max_queue_size
+        if room and not self._closing and self._flush_upto <= self._taken:
             time.sleep(MAKE_WAY_SECONDS)
 
     def sleep(self, seconds: float) -> bool:
@@ -251,7 +248,10 @@ class Worker:
 
     def _drain_here(self, target: int, deadline: Optional[float]) -> None:
         """Deliver on the calling thread when no delivery thread can run (e.g. at interpreter exit)."""
-        while self._settled() < target and (deadline is None or time.monotonic() < deadline):
+        while deadline is None or time.monotonic() < deadline:
+            with self._lock:
+                if self._settled() >= target:
+                    return
             chunk = self._take(wait=False)
             if chunk is None:
                 return
