@@ -19,7 +19,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
-from dateutil.tz import tzlocal, tzutc
+from dateutil.tz import tzlocal
 
 #: mParticle's limits on attribute maps (wire.md "Limits").
 MAX_NAME_LENGTH = 256
@@ -31,7 +31,7 @@ MAX_LIST_ENTRY_LENGTH = 512
 #: The key of the placeholder ``to_json`` leaves where a value had no JSON form.
 UNSUPPORTED = "__unsupported__"
 
-_UTC = tzutc()
+_UTC = dt.timezone.utc  # C-implemented: converting with it is several times faster than tzutc()
 
 #: Reports a counted loss: ``(reason, attribute name)``.
 Report = Callable[[str, str], None]
