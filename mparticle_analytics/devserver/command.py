@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sqlite3
 import sys
 import threading
@@ -145,14 +146,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"keeping everything in {args.db} ({len(server.batches())} batches from earlier)", flush=True)
     for plan in plans:
         print(f"fault: {describe_fault(plan)}", flush=True)
+    previous = _stop_on_sigterm()
     try:
-        threading.Event().wait()  # Nothing sets it: only Ctrl-C ends the wait.
+        threading.Event().wait()  # Nothing sets it: only Ctrl-C (or SIGTERM) ends the wait.
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(summarize(server), flush=True)
     return 0
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM (a process manager's stop, ``kill``) end the session like Ctrl-C does;
+    returns the handler it replaced, or ``None`` when not on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def summarize(server: DevServer) -> str:

@@ -1,0 +1,101 @@
+"""mParticle's documented size and count limits on names and attributes, as warnings.
+
+The JSON Schema has none of these (no ``maxLength``, no ``maxProperties``), so
+a batch over them is valid by the schema; mParticle's "default service limits"
+page says server-to-server data over a name limit is truncated and that going
+over the others "may result in a failed request". Each is therefore reported
+as a warning, and a value exactly at a limit as ``info``: the library (or any
+sender) cuts values to the limit, so that is usually a sign something was cut.
+Numbers follow ``shared/spec/wire.md`` "Limits".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from .kinds import Report, child
+
+MAX_NAME_LENGTH: Final = 256
+MAX_VALUE_LENGTH: Final = 4096
+MAX_ATTRIBUTES: Final = 100
+MAX_LIST_ENTRIES: Final = 1000
+MAX_LIST_ENTRY_LENGTH: Final = 512
+#: ``push_message`` ``action_identifier`` (mParticle's JSON reference).
+MAX_ACTION_IDENTIFIER_LENGTH: Final = 100
+
+
+def check_name(value: Any, path: str, report: Report, what: str = "event name") -> None:
+    """An event or screen name: over 256 characters mParticle truncates it."""
+    if not isinstance(value, str):
+        return
+    if len(value) > MAX_NAME_LENGTH:
+        report.warning(
+            path,
+            "limit.name_length",
+            f"{what} is {len(value):,} characters; mParticle truncates it to {MAX_NAME_LENGTH}",
+        )
+    elif len(value) == MAX_NAME_LENGTH:
+        report.info(path, "limit.at_limit", f"{what} is exactly {MAX_NAME_LENGTH} characters: likely cut")
+
+
+def check_attributes(values: Any, path: str, report: Report, what: str, *, lists: bool = False) -> None:
+    """An attribute map (event ``custom_attributes`` or ``user_attributes``) against the limits."""
+    if not isinstance(values, dict):
+        return
+    if len(values) > MAX_ATTRIBUTES:
+        report.warning(
+            path,
+            "limit.attribute_count",
+            f"{len(values):,} {what}; mParticle allows {MAX_ATTRIBUTES} and may fail or cut the rest",
+        )
+    for name, value in values.items():
+        where = child(path, name)
+        if len(name) > MAX_NAME_LENGTH:
+            report.warning(
+                where,
+                "limit.name_length",
+                f"attribute name is {len(name):,} characters; mParticle truncates it to {MAX_NAME_LENGTH}",
+            )
+        elif len(name) == MAX_NAME_LENGTH:
+            report.info(where, "limit.at_limit", f"attribute name is exactly {MAX_NAME_LENGTH} characters")
+        if lists and isinstance(value, list):
+            _check_list(value, where, report)
+        else:
+            _check_text(value, where, report, MAX_VALUE_LENGTH, "attribute value", "limit.value_length")
+
+
+def _check_list(values: list[Any], path: str, report: Report) -> None:
+    if len(values) > MAX_LIST_ENTRIES:
+        report.warning(
+            path,
+            "limit.list_length",
+            f"list of {len(values):,} entries; mParticle allows {MAX_LIST_ENTRIES:,}",
+        )
+    elif len(values) == MAX_LIST_ENTRIES:
+        report.info(path, "limit.at_limit", f"list has exactly {MAX_LIST_ENTRIES:,} entries: likely cut")
+    for index, value in enumerate(values):
+        where = child(path, index)
+        _check_text(value, where, report, MAX_LIST_ENTRY_LENGTH, "list entry", "limit.list_entry_length")
+
+
+def _check_text(value: Any, path: str, report: Report, limit: int, what: str, rule: str) -> None:
+    if not isinstance(value, str):
+        return
+    if len(value) > limit:
+        report.warning(
+            path,
+            rule,
+            f"{what} is {len(value):,} characters; mParticle's limit is {limit:,}",
+        )
+    elif len(value) == limit:
+        report.info(path, "limit.at_limit", f"{what} is exactly {limit:,} characters: likely cut")
+
+
+def check_action_identifier(value: Any, path: str, report: Report) -> None:
+    """``push_message`` ``action_identifier``: 100 characters at most."""
+    if isinstance(value, str) and len(value) > MAX_ACTION_IDENTIFIER_LENGTH:
+        report.warning(
+            path,
+            "limit.value_length",
+            f"action_identifier is {len(value):,} characters; the limit is {MAX_ACTION_IDENTIFIER_LENGTH}",
+        )
