@@ -13,7 +13,7 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/demo.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

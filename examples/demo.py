@@ -2,22 +2,31 @@
 
 Starts the local mParticle-compatible endpoint, sends a few Segment-style calls
 through the library exactly as migrated code would, and prints the per-user
-batches that arrived. Run it with ``make demo``.
+batches that arrived. Run it with ``make demo``; ``make demo ARGS=--keep-open``
+keeps the endpoint running so its inspector page can be opened in a browser.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
+import threading
 
 import mparticle_analytics as analytics
 from mparticle_analytics.devserver import DevServer
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep-open", action="store_true",
+                        help="keep the endpoint (and its inspector page) running until Ctrl-C")
+    parser.add_argument("--port", type=int, default=0, help="port of the local endpoint (default: any free)")
+    options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="  endpoint | %(message)s")
-    with DevServer(key="us1-demo-key", secret="demo-secret") as server:
+    with DevServer(port=options.port, key="us1-demo-key", secret="demo-secret") as server:
         print(f"Local mParticle endpoint at {server.url}\n")
 
         # The migration: this import and these credentials are all that change.
@@ -42,6 +51,10 @@ def main() -> None:
             print(json.dumps(record["batch"], indent=2), "\n")
         print("stats:", analytics.default_client.stats() if analytics.default_client else {})
         analytics.shutdown()
+        if options.keep_open:
+            print(f"\nInspector: open {server.url}/ in a browser; press Ctrl-C to stop.")
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
 
 
 if __name__ == "__main__":
