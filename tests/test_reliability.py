@@ -202,6 +202,7 @@ def test_an_on_error_that_raises_never_stops_delivery(make_client: MakeClient, s
     assert client.stats()["dropped"] == {"bad_request": 1}
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death is the point
 def test_a_dead_delivery_thread_is_reported_and_replaced(make_client: MakeClient, server: DevServer) -> None:
     errors = Errors()
     deaths = [SystemExit()]
