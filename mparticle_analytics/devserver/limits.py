@@ -25,7 +25,7 @@ MAX_ACTION_IDENTIFIER_LENGTH: Final = 100
 
 
 def check_name(value: Any, path: str, report: Report, what: str = "event name") -> None:
-    """An event or screen name: over 256 characters mParticle truncates it."""
+    """An event, screen or attribute name: over 256 characters mParticle truncates it."""
     if not isinstance(value, str):
         return
     if len(value) > MAX_NAME_LENGTH:
@@ -50,14 +50,7 @@ def check_attributes(values: Any, path: str, report: Report, what: str, *, lists
         )
     for name, value in values.items():
         where = child(path, name)
-        if len(name) > MAX_NAME_LENGTH:
-            report.warning(
-                where,
-                "limit.name_length",
-                f"attribute name is {len(name):,} characters; mParticle truncates it to {MAX_NAME_LENGTH}",
-            )
-        elif len(name) == MAX_NAME_LENGTH:
-            report.info(where, "limit.at_limit", f"attribute name is exactly {MAX_NAME_LENGTH} characters")
+        check_name(name, where, report, "attribute name")
         if lists and isinstance(value, list):
             _check_list(value, where, report)
         else:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final, NamedTuple, Optional
 
-from .kinds import Problem
+from .kinds import Problem, json_type
 
 EVENTS_PATH: Final = "/v2/events"
 BULK_PATH: Final = "/v2/bulkevents"
@@ -157,15 +157,15 @@ def load_batches(body: bytes, path: str) -> list[dict[str, Any]]:
         if not isinstance(document, dict):
             raise RequestError(
                 400,
-                f"{EVENTS_PATH} takes one batch object, got {_json_type(document)}"
+                f"{EVENTS_PATH} takes one batch object, got {json_type(document)}"
                 f" (arrays of batches go to {BULK_PATH})",
             )
         return [document]
     if not isinstance(document, list):
-        raise RequestError(400, f"{path} takes an array of batches, got {_json_type(document)}")
+        raise RequestError(400, f"{path} takes an array of batches, got {json_type(document)}")
     for index, item in enumerate(document):
         if not isinstance(item, dict):
-            raise RequestError(400, f"batches[{index}] is {_json_type(item)}, not an object")
+            raise RequestError(400, f"batches[{index}] is {json_type(item)}, not an object")
     return document
 
 
@@ -212,16 +212,16 @@ def _check_events(batch: dict[str, Any], label: str) -> None:
     if events is None:
         return
     if not isinstance(events, list):
-        raise RequestError(400, f"{label}.events is {_json_type(events)}, not an array")
+        raise RequestError(400, f"{label}.events is {json_type(events)}, not an array")
     for index, event in enumerate(events):
         where = f"{label}.events[{index}]"
         if not isinstance(event, dict):
-            raise RequestError(400, f"{where} is {_json_type(event)}, not an object")
+            raise RequestError(400, f"{where} is {json_type(event)}, not an object")
         for field in ("event_type", "data"):
             if field not in event:
                 raise RequestError(400, f"{where} lacks {field}")
         if not isinstance(event["event_type"], str):
-            raise RequestError(400, f"{where}.event_type is {_json_type(event['event_type'])}")
+            raise RequestError(400, f"{where}.event_type is {json_type(event['event_type'])}")
 
 
 def historical_rejection(batch: dict[str, Any], now_ms: float) -> Optional[str]:
@@ -239,7 +239,7 @@ def historical_rejection(batch: dict[str, Any], now_ms: float) -> Optional[str]:
         if stamp is None:
             return f"events[{index}] has no data.timestamp_unixtime_ms"
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
-            return f"events[{index}].data.timestamp_unixtime_ms is {_json_type(stamp)}"
+            return f"events[{index}].data.timestamp_unixtime_ms is {json_type(stamp)}"
         if stamp > cutoff:
             return (
                 f"events[{index}] is less than 72 hours old (timestamp_unixtime_ms "
@@ -274,18 +274,3 @@ def describe_batch(seq: int, path: str, batch: SizedBatch) -> str:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
-
-
-def _json_type(value: object) -> str:
-    # Messages describe values in JSON's words, since that is what the sender wrote.
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
