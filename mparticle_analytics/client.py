@@ -313,7 +313,7 @@ class Client:
             return True, msg
         if self.sync_mode:
             self._stats.add("queued")
-            self._delivery.send([snapshot], raise_errors=True)
+            self._delivery.send([snapshot], sync=True)
             return True, msg
         if self._worker.put(snapshot):
             self._stats.add("queued")

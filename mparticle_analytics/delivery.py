@@ -84,20 +84,24 @@ class Delivery:
         self._limit_attributes = Attributes(stats.value).limit_user
         self._auth_reported = threading.Event()
 
-    def send(self, snapshots: Sequence[str], *, raise_errors: bool = False) -> None:
-        """Deliver these messages; with ``raise_errors``, raise the first give-up's error."""
+    def send(self, snapshots: Sequence[str], *, sync: bool = False) -> None:
+        """Deliver these messages.
+
+        ``sync``: running on the caller's thread (``sync_mode``), so raise the first
+        give-up's error as Segment does, and never step aside for other threads.
+        """
         mapped: list[Mapped] = []
         too_recent: list[str] = []
         cutoff = time.time() * 1000 - HISTORICAL_MIN_AGE_MS if self._historical else None
         for count, snapshot in enumerate(snapshots, 1):
-            if count % STEP == 0 and not raise_errors:
+            if count % STEP == 0 and not sync:
                 self._make_way()
             message = load(snapshot)
             try:
                 item = self._mapper.map(message, snapshot)
             except Exception as exc:  # a mapping bug must cost one message, never the thread
                 log.exception("could not map a %s message", message.get("type"))
-                self.give_up([snapshot], DeliveryError("mapping_error", repr(exc)), raise_errors)
+                self.give_up([snapshot], DeliveryError("mapping_error", repr(exc)), sync)
                 continue
             if cutoff is not None and item.event is not None and unix_ms(message["timestamp"]) > cutoff:
                 too_recent.append(snapshot)
@@ -105,36 +109,36 @@ class Delivery:
                 mapped.append(item)
         if too_recent:
             error = DeliveryError("too_recent", "the historical endpoint drops events under 72 hours old")
-            self.give_up(too_recent, error, raise_errors)
+            self.give_up(too_recent, error, sync)
         batches, rejected = build_batches(
             mapped, environment=self._environment, limit_attributes=self._limit_attributes
         )
         for sources, reason in rejected:
-            self.give_up(sources, DeliveryError("oversize", reason), raise_errors)
+            self.give_up(sources, DeliveryError("oversize", reason), sync)
         if self._historical:
             for batch in batches:
                 if not batch.events:
                     error = DeliveryError("historical_without_events", "mParticle drops historical "
                                           "batches without events; send profile changes live")
-                    self.give_up(batch.sources, error, raise_errors)
+                    self.give_up(batch.sources, error, sync)
             batches = [batch for batch in batches if batch.events]
         for request in pack_requests(batches):
-            self._deliver(request, raise_errors)
-            if not raise_errors:
+            self._deliver(request, sync)
+            if not sync:
                 self._make_way()
 
     def give_up(
         self,
         snapshots: list[str],
         error: Exception,
-        raise_errors: bool = False,
+        sync: bool = False,
         reason: Optional[str] = None,
     ) -> None:
         """Count messages as lost, then raise (sync mode) or tell ``on_error`` (as Segment messages)."""
         if reason is None:
             reason = error.reason if isinstance(error, DeliveryError) else "gave_up"
         self._stats.dropped(reason, len(snapshots), f": {error}")
-        if raise_errors:
+        if sync:
             raise error
         if self._on_error is None:
             return
@@ -143,7 +147,7 @@ class Delivery:
         except Exception:
             log.exception("on_error raised; delivery goes on")
 
-    def _deliver(self, batches: list[Batch], raise_errors: bool) -> None:
+    def _deliver(self, batches: list[Batch], sync: bool) -> None:
         body = request_body(batches)
         outcome = send_with_retries(
             lambda: self.transport.send(body), self._policy, sleep=self._sleep, clock=self._clock
@@ -155,8 +159,8 @@ class Delivery:
         if outcome.verdict in (Verdict.TOO_LARGE, Verdict.BAD_REQUEST) and len(batches) > 1:
             # One bad batch must not take the good ones with it: halve down to it.
             half = len(batches) // 2
-            self._deliver(batches[:half], raise_errors)
-            self._deliver(batches[half:], raise_errors)
+            self._deliver(batches[:half], sync)
+            self._deliver(batches[half:], sync)
             return
         if outcome.verdict is Verdict.UNAUTHORIZED and not self._auth_reported.is_set():
             self._auth_reported.set()
@@ -170,4 +174,4 @@ class Delivery:
             error = DeliveryError("unsent_at_shutdown", f"shutdown deadline passed while retrying ({error})")
             error.__cause__ = outcome.error
         sources = [source for batch in batches for source in batch.sources]
-        self.give_up(sources, error, raise_errors, _REASONS[outcome.verdict])
+        self.give_up(sources, error, sync, _REASONS[outcome.verdict])
