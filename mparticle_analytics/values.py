@@ -52,7 +52,9 @@ def guess_timezone(value: dt.datetime) -> dt.datetime:
 
 def iso_utc(value: dt.datetime) -> str:
     """A datetime as ISO-8601 in UTC with milliseconds, e.g. ``2024-01-02T03:04:05.678+00:00``."""
-    return guess_timezone(value).astimezone(_UTC).isoformat(timespec="milliseconds")
+    if value.tzinfo is not _UTC:  # most callers already use UTC: skip the conversion then
+        value = guess_timezone(value).astimezone(_UTC)
+    return value.isoformat(timespec="milliseconds")
 
 
 def to_json(value: object) -> Any:
