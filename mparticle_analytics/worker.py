@@ -125,9 +125,15 @@ class Worker:
         return True
 
     def flush(self, timeout: Optional[float] = None) -> bool:
-        """Wait until everything queued before this call has settled; False if ``timeout`` passed first."""
+        """Wait until everything queued before this call has settled; False if ``timeout`` passed first.
+
+        On a delivery thread (from ``on_error``) it returns False at once: that
+        thread cannot wait for the chunk it is delivering.
+        """
         if self._pid != os.getpid():
             self._reset()
+        if threading.current_thread() in self._threads:
+            return False
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             target = self._enqueued
@@ -149,8 +155,11 @@ class Worker:
         """Deliver what is queued within ``timeout``, report what is left, stop the threads.
 
         True when everything was delivered or given up in time. The worker can be
-        used again afterwards: the next ``put`` starts fresh threads.
+        used again afterwards: the next ``put`` starts fresh threads. On a delivery
+        thread (from ``on_error``) it does nothing and returns False.
         """
+        if threading.current_thread() in self._threads:
+            return False
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._closing, self._deadline = True, deadline
@@ -167,9 +176,8 @@ class Worker:
                 "unsent_at_shutdown", "still queued when the shutdown deadline passed"
             ))
         for thread in self.threads:
-            if thread is not threading.current_thread():
-                left = None if deadline is None else max(0.0, deadline - time.monotonic()) + SHUTDOWN_GRACE
-                thread.join(left)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic()) + SHUTDOWN_GRACE
+            thread.join(left)
         with self._lock:
             if self._in_flight:
                 log.warning(

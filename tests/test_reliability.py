@@ -202,6 +202,25 @@ def test_an_on_error_that_raises_never_stops_delivery(make_client: MakeClient, s
     assert client.stats()["dropped"] == {"bad_request": 1}
 
 
+def test_flush_or_shutdown_called_from_on_error_does_not_hang(
+    make_client: MakeClient, server: DevServer
+) -> None:
+    answers: list[bool] = []
+
+    def flush_inside(error: Exception, batch: list[dict[str, Any]]) -> None:
+        answers.append(client.flush())
+        answers.append(client.shutdown())
+
+    server.add_fault(status=400)
+    client = make_client(on_error=flush_inside)
+    client.track("solo", "Doomed")
+    assert client.flush(5)
+    assert answers == [False, False]
+    ids = send(client, 3)
+    assert client.flush(5)
+    assert_delivered_once(server, ids)
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death is the point
 def test_a_dead_delivery_thread_is_reported_and_replaced(make_client: MakeClient, server: DevServer) -> None:
     errors = Errors()
