@@ -154,7 +154,9 @@ class Delivery:
         )
         self._stats.add("retried", outcome.retries)
         if outcome.verdict is Verdict.DELIVERED:
-            self._stats.add("delivered", sum(len(batch.sources) for batch in batches))
+            delivered = sum(len(batch.sources) for batch in batches)
+            self._stats.add("delivered", delivered)
+            log.debug("delivered %d message(s) in %d batch(es), %d bytes", delivered, len(batches), len(body))
             return
         if outcome.verdict in (Verdict.TOO_LARGE, Verdict.BAD_REQUEST) and len(batches) > 1:
             # One bad batch must not take the good ones with it: halve down to it.
