@@ -387,3 +387,17 @@ def test_a_client_created_before_a_fork_pool_works_in_each_child(server: DevServ
     finally:
         client.shutdown(5)
         _PRELOADED.clear()
+
+
+def test_a_full_queue_warns_once_a_minute_with_the_count(
+    make_client: MakeClient, server: DevServer, caplog: Any
+) -> None:
+    client = make_client(max_queue_size=1, upload_size=1000, upload_interval=60)
+    results = [client.track("user-1", "Crowded")[0] for _ in range(6)]
+    assert results == [True, False, False, False, False, False]
+    warnings = [r.getMessage() for r in caplog.records if "queue_full" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("1 event(s) dropped (queue_full)")
+    assert client.shutdown(5)  # the held-back count is said at shutdown, not lost
+    warnings = [r.getMessage() for r in caplog.records if "queue_full" in r.getMessage()]
+    assert len(warnings) == 2 and warnings[1].startswith("4 event(s) dropped (queue_full)")
+    assert client.stats()["dropped"] == {"queue_full": 5} and client.stats()["delivered"] == 1
