@@ -60,19 +60,32 @@ def server() -> Iterator[DevServer]:
 
 
 @pytest.fixture
-def make_client(server: DevServer) -> Iterator[Callable[..., Client]]:
-    """Build clients for the test's server; each is shut down when the test ends."""
+def own(server: DevServer) -> Iterator[Callable[[Client], Client]]:
+    """Register clients a test builds itself, so each is shut down when the test ends.
+
+    It depends on ``server`` so that clients are shut down (and deliver) before the
+    server stops and checks what it received.
+    """
     clients: list[Client] = []
 
-    def make(**options: Any) -> Client:
-        options.setdefault("upload_interval", 0.05)
-        client = Client(KEY, secret=SECRET, host=server.url, **options)
+    def keep(client: Client) -> Client:
         clients.append(client)
         return client
 
-    yield make
+    yield keep
     for client in clients:
         client.shutdown(timeout=5)
+
+
+@pytest.fixture
+def make_client(server: DevServer, own: Callable[[Client], Client]) -> Callable[..., Client]:
+    """Build clients for the test's server; each is shut down when the test ends."""
+
+    def make(**options: Any) -> Client:
+        options.setdefault("upload_interval", 0.05)
+        return own(Client(KEY, secret=SECRET, host=server.url, **options))
+
+    return make
 
 
 @pytest.fixture

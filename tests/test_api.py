@@ -118,20 +118,6 @@ def offline(make_client: MakeClient) -> Client:
 
 
 @pytest.fixture
-def own() -> Iterator[Callable[[Client], Client]]:
-    """Register clients a test builds itself, so each is shut down at the end."""
-    clients: list[Client] = []
-
-    def keep(client: Client) -> Client:
-        clients.append(client)
-        return client
-
-    yield keep
-    for client in clients:
-        client.shutdown(timeout=5)
-
-
-@pytest.fixture
 def no_env_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MPARTICLE_API_KEY", raising=False)
     monkeypatch.delenv("MPARTICLE_API_SECRET", raising=False)
