@@ -190,7 +190,7 @@ class Client:
         self._worker = Worker(
             self._delivery.send,
             on_lost=self._lost,
-            on_stopped=self._stats.flush_warnings,
+            on_stopped=self._delivery.stopped,
             threads=0 if sync_mode or not send else thread,
             batch_size=upload_size,
             interval=upload_interval,

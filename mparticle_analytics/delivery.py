@@ -70,7 +70,7 @@ class Delivery:
         api_key: str,
         historical: bool = False,
     ):
-        self.transport = transport
+        self._transport = transport
         self._mapper = mapper
         self._environment = environment
         self._policy = policy
@@ -127,6 +127,14 @@ class Delivery:
             if not sync:
                 self._make_way()
 
+    def stopped(self) -> None:
+        """After a shutdown: say the held-back loss counts, release the pooled connections.
+
+        The transport stays usable; a later delivery opens new connections.
+        """
+        self._stats.flush_warnings()
+        self._transport.close()
+
     def give_up(
         self,
         snapshots: list[str],
@@ -150,7 +158,7 @@ class Delivery:
     def _deliver(self, batches: list[Batch], sync: bool) -> None:
         body = request_body(batches)
         outcome = send_with_retries(
-            lambda: self.transport.send(body), self._policy, sleep=self._sleep, clock=self._clock
+            lambda: self._transport.send(body), self._policy, sleep=self._sleep, clock=self._clock
         )
         self._stats.add("retried", outcome.retries)
         if outcome.verdict is Verdict.DELIVERED:
