@@ -26,16 +26,7 @@ MAX_ACTION_IDENTIFIER_LENGTH: Final = 100
 
 def check_name(value: Any, path: str, report: Report, what: str = "event name") -> None:
     """An event, screen or attribute name: over 256 characters mParticle truncates it."""
-    if not isinstance(value, str):
-        return
-    if len(value) > MAX_NAME_LENGTH:
-        report.warning(
-            path,
-            "limit.name_length",
-            f"{what} is {len(value):,} characters; mParticle truncates it to {MAX_NAME_LENGTH}",
-        )
-    elif len(value) == MAX_NAME_LENGTH:
-        report.info(path, "limit.at_limit", f"{what} is exactly {MAX_NAME_LENGTH} characters: likely cut")
+    _check_text(value, path, report, MAX_NAME_LENGTH, what, "limit.name_length")
 
 
 def check_attributes(values: Any, path: str, report: Report, what: str, *, lists: bool = False) -> None:
@@ -58,30 +49,23 @@ def check_attributes(values: Any, path: str, report: Report, what: str, *, lists
 
 
 def _check_list(values: list[Any], path: str, report: Report) -> None:
-    if len(values) > MAX_LIST_ENTRIES:
-        report.warning(
-            path,
-            "limit.list_length",
-            f"list of {len(values):,} entries; mParticle allows {MAX_LIST_ENTRIES:,}",
-        )
-    elif len(values) == MAX_LIST_ENTRIES:
-        report.info(path, "limit.at_limit", f"list has exactly {MAX_LIST_ENTRIES:,} entries: likely cut")
+    _check_size(len(values), path, report, MAX_LIST_ENTRIES, "list", "entries", "limit.list_length")
     for index, value in enumerate(values):
         where = child(path, index)
         _check_text(value, where, report, MAX_LIST_ENTRY_LENGTH, "list entry", "limit.list_entry_length")
 
 
 def _check_text(value: Any, path: str, report: Report, limit: int, what: str, rule: str) -> None:
-    if not isinstance(value, str):
-        return
-    if len(value) > limit:
-        report.warning(
-            path,
-            rule,
-            f"{what} is {len(value):,} characters; mParticle's limit is {limit:,}",
-        )
-    elif len(value) == limit:
-        report.info(path, "limit.at_limit", f"{what} is exactly {limit:,} characters: likely cut")
+    if isinstance(value, str):
+        _check_size(len(value), path, report, limit, what, "characters", rule)
+
+
+def _check_size(size: int, path: str, report: Report, limit: int, what: str, unit: str, rule: str) -> None:
+    """Over ``limit``: a warning (mParticle cuts or refuses); exactly at it: a note (likely cut already)."""
+    if size > limit:
+        report.warning(path, rule, f"{what} has {size:,} {unit}; mParticle's limit is {limit:,}")
+    elif size == limit:
+        report.info(path, "limit.at_limit", f"{what} has exactly {limit:,} {unit}: likely cut")
 
 
 def check_action_identifier(value: Any, path: str, report: Report) -> None:
