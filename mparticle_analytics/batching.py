@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Callable, NamedTuple
 
 from .ids import uuid4
-from .mapping import Mapped, dumps
+from .mapping import Mapped, Message, dumps
 
 #: mParticle's limits (wire.md "Limits").
 MAX_BATCH_BYTES = 131_072
@@ -26,8 +26,8 @@ class Batch(NamedTuple):
     """One user's batch, serialized; its ``source_request_id`` is fixed inside ``body``."""
 
     body: bytes
-    #: The snapshots of the messages it carries, in call order, for ``on_error`` and the stats.
-    sources: list[str]
+    #: The messages it carries, in call order, for ``on_error`` and the stats.
+    sources: list[Message]
     #: How many events it holds (a batch may carry only identities and attributes).
     events: int
 
@@ -35,7 +35,7 @@ class Batch(NamedTuple):
 class Rejected(NamedTuple):
     """Messages that cannot be sent at all, and why."""
 
-    sources: list[str]
+    sources: list[Message]
     reason: str
 
 
@@ -45,8 +45,8 @@ class _User:
     def __init__(self) -> None:
         self.attributes: dict[str, Any] = {}
         self.deleted: dict[str, None] = {}  # an ordered set
-        self.profile_sources: list[str] = []
-        self.events: list[tuple[bytes, str]] = []
+        self.profile_sources: list[Message] = []
+        self.events: list[tuple[bytes, Message]] = []
 
     def add(self, mapped: Mapped) -> None:
         for name, value in mapped.attributes.items():
@@ -76,7 +76,10 @@ def build_batches(
     """
     users: dict[str, _User] = {}
     for item in mapped:
-        users.setdefault(item.key, _User()).add(item)
+        user = users.get(item.key)
+        if user is None:
+            user = users[item.key] = _User()
+        user.add(item)
     opening = b'{"environment":' + dumps(environment) + b',"source_request_id":"'
     batches: list[Batch] = []
     rejected: list[Rejected] = []
@@ -136,7 +139,7 @@ def _head(facts: bytes, profile: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _batch(opening: bytes, head: bytes, events: list[bytes], sources: list[str]) -> Batch:
+def _batch(opening: bytes, head: bytes, events: list[bytes], sources: list[Message]) -> Batch:
     """Seal a batch with a fresh ``source_request_id``; retries resend these exact bytes."""
     request_id = uuid4().encode()
     return Batch(b"".join((opening, request_id, head, b",".join(events), _TAIL)), sources, len(events))

@@ -1,8 +1,9 @@
 """``Client``: Segment's analytics-python 2.4.0 API, delivering to mParticle.
 
 Each call checks its arguments as Segment does (same ``AssertionError``
-messages), builds the Segment message it returns, snapshots it as JSON (which
-is also Segment's 32 KB size check) and queues the snapshot. Mapping to
+messages), builds the Segment message it returns, and queues a snapshot of it:
+a copy in JSON's types that the caller can no longer change, made together
+with a bound on its JSON size that settles Segment's 32 KB check. Mapping to
 mParticle, batching and HTTP happen on the delivery thread, or on the caller's
 thread in ``sync_mode``.
 """
@@ -21,11 +22,11 @@ from typing import Any, Callable, Optional
 from .delivery import Delivery, OnError
 from .errors import DeliveryError
 from .ids import uuid4
-from .mapping import ANONYMOUS_IDENTITIES, Mapper
+from .mapping import ANONYMOUS_IDENTITIES, Mapper, Message
 from .retry import RetryPolicy
 from .stats import Stats
 from .transport import HTTPTransport, Transport, host_for_key
-from .values import guess_timezone, to_json
+from .values import freeze, guess_timezone, now_iso, to_json
 from .version import VERSION
 from .worker import MessageQueue, Worker
 
@@ -38,13 +39,16 @@ LIBRARY = {"name": "mparticle-analytics-python", "version": VERSION}
 ENVIRONMENTS = ("production", "development")
 _OAUTH_DEFAULTS = {"oauth_auth_server": "https://oauth2.segment.io", "oauth_scope": "tracking_api:write"}
 
-Message = dict[str, Any]
 Result = tuple[bool, Message]
 
 #: The handler ``debug=True`` attaches when no ``log_handler`` is given; one per process.
 _debug_handler = logging.StreamHandler()
-#: Snapshots a message as JSON; built once (``json.dumps(default=...)`` builds one per call).
-_SNAPSHOT = json.JSONEncoder(default=to_json)
+#: Segment's size check, for a message whose size bound passes the limit; built once.
+_JSON = json.JSONEncoder(default=to_json)
+#: A snapshot's ``context`` when the caller passed none; shared, as snapshots are read-only.
+_LIBRARY_ONLY = {"library": LIBRARY}
+#: What ``"library"`` adds to a message's JSON, at most.
+_LIBRARY_SIZE = len(json.dumps(_LIBRARY_ONLY)) + 2
 
 
 def require(name: str, field: Any, data_type: Any) -> None:
@@ -187,7 +191,7 @@ class Client:
             api_key=write_key,
             historical=historical,
         )
-        self._worker = Worker(
+        self._worker: Worker[Message] = Worker(
             self._delivery.send,
             on_lost=self._lost,
             on_stopped=self._delivery.stopped,
@@ -288,26 +292,30 @@ class Client:
 
     def _enqueue(self, msg: Message) -> Result:
         """The steps every call shares: defaults, checks, snapshot, then queue or send now."""
+        require("integrations", msg["integrations"], dict)
         timestamp = msg["timestamp"]
         if timestamp is None:
-            timestamp = dt.datetime.now(dt.timezone.utc)
-        message_id = msg.get("messageId")
-        if message_id is None:
-            message_id = uuid4()
-        require("integrations", msg["integrations"], dict)
-        require("timestamp", timestamp, dt.datetime)
-        require("context", msg["context"], dict)
-        msg["timestamp"] = guess_timezone(timestamp).isoformat(timespec="milliseconds")
-        msg["messageId"] = stringify_id(message_id)
-        msg["context"] = {**msg["context"], "library": LIBRARY}  # the caller's dict stays as it was
+            msg["timestamp"] = now_iso()
+        else:
+            require("timestamp", timestamp, dt.datetime)
+            msg["timestamp"] = guess_timezone(timestamp).isoformat(timespec="milliseconds")
+        context = msg["context"]
+        require("context", context, dict)
+        message_id = msg["messageId"]
+        msg["messageId"] = uuid4() if message_id is None else stringify_id(message_id)
+        msg["context"] = {**context, "library": LIBRARY}  # the caller's dict stays as it was
         msg["userId"] = stringify_id(msg.get("userId"))
         msg["anonymousId"] = stringify_id(msg.get("anonymousId"))
 
-        # The snapshot is Segment's size check, and an immutable copy for the delivery thread.
-        snapshot = _SNAPSHOT.encode(msg)
-        if len(snapshot) > MAX_MSG_SIZE:
+        # The snapshot is what the delivery thread reads: the caller may change its dicts later.
+        snapshot, bound = freeze({**msg, "context": context})
+        if context:
+            snapshot["context"]["library"] = LIBRARY
+        else:
+            snapshot["context"] = _LIBRARY_ONLY
+        if bound + _LIBRARY_SIZE > MAX_MSG_SIZE and len(_JSON.encode(msg)) > MAX_MSG_SIZE:
             raise RuntimeError(
-                f"Message exceeds 32kb limit. ({len(snapshot)} bytes, messageId {msg['messageId']})"
+                f"Message exceeds 32kb limit. ({len(_JSON.encode(msg))} bytes, messageId {msg['messageId']})"
             )
         if not self.send or (msg["integrations"] and not _wanted(msg["integrations"])):
             return True, msg
@@ -354,7 +362,7 @@ class Client:
         return self._stats.snapshot()
 
     @property
-    def queue(self) -> MessageQueue:
+    def queue(self) -> MessageQueue[Message]:
         return self._worker.queue
 
     @property
@@ -362,10 +370,10 @@ class Client:
         """The delivery threads (Segment's name); empty in sync mode."""
         return self._worker.threads
 
-    def _lost(self, snapshots: list[str], error: BaseException) -> None:
+    def _lost(self, messages: list[Message], error: BaseException) -> None:
         if not isinstance(error, DeliveryError):
             error = DeliveryError("internal_error", repr(error))
-        self._delivery.give_up(snapshots, error)
+        self._delivery.give_up(messages, error)
 
     def __enter__(self) -> Client:
         return self

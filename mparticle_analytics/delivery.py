@@ -8,7 +8,6 @@ mode the error is raised instead, as Segment does).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,11 +16,11 @@ from typing import Any, Callable, Optional
 
 from .batching import Batch, build_batches, pack_requests, request_body
 from .errors import DeliveryError
-from .mapping import Mapped, Mapper, unix_ms
+from .mapping import Mapped, Mapper, Message, unix_ms
 from .retry import RetryPolicy, Verdict, send_with_retries
 from .stats import Stats
 from .transport import Transport
-from .values import Attributes
+from .values import Attributes, freeze
 
 log = logging.getLogger("mparticle_analytics")
 
@@ -36,15 +35,6 @@ _REASONS = {
     Verdict.GAVE_UP: "gave_up",
     Verdict.INTERRUPTED: "unsent_at_shutdown",
 }
-_SNAPSHOTS = json.JSONDecoder(parse_constant=lambda _: None)
-
-
-def load(snapshot: str) -> dict[str, Any]:
-    """A queued snapshot as a message; NaN and infinities become None (mapping.md §5)."""
-    message: dict[str, Any] = _SNAPSHOTS.decode(snapshot)
-    return message
-
-
 #: Messages mapped between two chances for the application's threads to go first.
 STEP = 50
 
@@ -84,27 +74,26 @@ class Delivery:
         self._limit_attributes = Attributes(stats.value).limit_user
         self._auth_reported = threading.Event()
 
-    def send(self, snapshots: Sequence[str], *, sync: bool = False) -> None:
+    def send(self, messages: Sequence[Message], *, sync: bool = False) -> None:
         """Deliver these messages.
 
         ``sync``: running on the caller's thread (``sync_mode``), so raise the first
         give-up's error as Segment does, and never step aside for other threads.
         """
         mapped: list[Mapped] = []
-        too_recent: list[str] = []
+        too_recent: list[Message] = []
         cutoff = time.time() * 1000 - HISTORICAL_MIN_AGE_MS if self._historical else None
-        for count, snapshot in enumerate(snapshots, 1):
+        for count, message in enumerate(messages, 1):
             if count % STEP == 0 and not sync:
                 self._make_way()
-            message = load(snapshot)
             try:
-                item = self._mapper.map(message, snapshot)
+                item = self._mapper.map(message)
             except Exception as exc:  # a mapping bug must cost one message, never the thread
                 log.exception("could not map a %s message", message.get("type"))
-                self.give_up([snapshot], DeliveryError("mapping_error", repr(exc)), sync)
+                self.give_up([message], DeliveryError("mapping_error", repr(exc)), sync)
                 continue
             if cutoff is not None and item.event is not None and unix_ms(message["timestamp"]) > cutoff:
-                too_recent.append(snapshot)
+                too_recent.append(message)
             else:
                 mapped.append(item)
         if too_recent:
@@ -137,21 +126,24 @@ class Delivery:
 
     def give_up(
         self,
-        snapshots: list[str],
+        messages: list[Message],
         error: Exception,
         sync: bool = False,
         reason: Optional[str] = None,
     ) -> None:
-        """Count messages as lost, then raise (sync mode) or tell ``on_error`` (as Segment messages)."""
+        """Count messages as lost, then raise (sync mode) or tell ``on_error``.
+
+        ``on_error`` gets copies: snapshots share their constant parts.
+        """
         if reason is None:
             reason = error.reason if isinstance(error, DeliveryError) else "gave_up"
-        self._stats.dropped(reason, len(snapshots), f": {error}")
+        self._stats.dropped(reason, len(messages), f": {error}")
         if sync:
             raise error
         if self._on_error is None:
             return
         try:
-            self._on_error(error, [load(snapshot) for snapshot in snapshots])
+            self._on_error(error, [freeze(message)[0] for message in messages])
         except Exception:
             log.exception("on_error raised; delivery goes on")
 

@@ -11,7 +11,7 @@ import datetime as dt
 import ipaddress
 import json
 import re
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from . import commerce
 from .values import MAX_NAME_LENGTH, Attributes, Report
@@ -47,6 +47,10 @@ _APP_FIELDS = {"name": "application_name", "version": "application_version",
 _SCREEN_FIELDS = {"width": "screen_width", "height": "screen_height", "density": "screen_dpi"}
 
 
+#: A Segment message as the client snapshots it: plain JSON values, read-only from then on.
+Message = dict[str, Any]
+
+
 class Mapped(NamedTuple):
     """A message in mParticle's terms, ready for batching."""
 
@@ -56,21 +60,39 @@ class Mapped(NamedTuple):
     event: Optional[bytes]
     #: User attribute changes, in call order; a None value deletes the attribute.
     attributes: dict[str, Any]
-    #: Where the message came from (the client's JSON snapshot of it), for ``on_error``.
-    source: str
+    #: The message it came from, for ``on_error``.
+    source: Message
 
 
-# Encoders built once: ``json.dumps`` with options builds a new encoder on every call.
-_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def _wire_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``, built once.
+
+    Why: ``JSONEncoder.encode`` builds a new C encoder on every call, a third of
+    the cost of encoding an event. Where the C accelerator is missing (PyPy),
+    ``JSONEncoder`` does the same job. No circular check: the library encodes
+    only the dicts it built.
+    """
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    encode = make(None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    return lambda value: "".join(encode(value, 0))
+
+
+_WIRE = _wire_encoder()
+# Built once: ``json.dumps`` with options builds a new encoder on every call.
 _FACTS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 _MAX_CACHED_KEYS = 10_000
 #: Context keys that feed ``device_info``; server-side calls usually carry none of them.
 _DEVICE_CONTEXT = frozenset({"device", "userAgent", "os", "locale", "screen", "network"})
+#: Context keys that feed any batch-level fact.
+_FACT_CONTEXT = _DEVICE_CONTEXT | {"ip", "app"}
 
 
 def dumps(value: Any) -> bytes:
     """mParticle's wire JSON: compact, UTF-8, and never NaN (wire.md "Request")."""
-    return _WIRE.encode(value).encode()
+    return _WIRE(value).encode()
 
 
 def mparticle_options(integrations: Any) -> dict[str, Any]:
@@ -101,11 +123,11 @@ class Mapper:
         self._attributes = Attributes(report)
         self._keys: dict[tuple[tuple[str, Any], ...], str] = {}
 
-    def map(self, msg: dict[str, Any], source: str) -> Mapped:
-        """Map one Segment message (as snapshotted by the client: plain JSON values).
+    def map(self, msg: Message) -> Mapped:
+        """Map one Segment message, as snapshotted by the client.
 
-        ``source`` travels with the result so that a message given up later can
-        be reported as it was queued.
+        The message travels with the result, so that one given up later can be
+        reported as it was queued.
         """
         kind = msg["type"]
         context = _dict(msg.get("context"))
@@ -121,7 +143,7 @@ class Mapper:
             self._alias(msg, identities)
         else:
             event = dumps(self._event(kind, msg, context, options))
-        return Mapped(self._facts(identities, context, options), event, attributes, source)
+        return Mapped(self._facts(identities, context, options), event, attributes, msg)
 
     # -- batch-level facts (§2, §6) ------------------------------------------------------------
 
@@ -133,13 +155,12 @@ class Mapper:
             identities["customer_id"] = msg["userId"]
         if msg.get("anonymousId") is not None and self._anonymous:
             identities[self._anonymous] = msg["anonymousId"]
-        own_traits = _dict(msg.get("traits")) if msg["type"] == "identify" else {}
-        for traits in (own_traits, _dict(context.get("traits"))):
-            email = traits.get("email")
+        for traits in (msg.get("traits") if msg["type"] == "identify" else None, context.get("traits")):
+            email = traits.get("email") if isinstance(traits, dict) else None
             if isinstance(email, str) and "@" in email:
                 identities["email"] = email
                 break
-        extra = options.get("user_identities")
+        extra = options.get("user_identities") if options else None
         if extra is not None and not isinstance(extra, dict):
             self._report("invalid_override", "user_identities")
         elif extra is not None:
@@ -163,12 +184,26 @@ class Mapper:
         facts: dict[str, Any] = {}
         if identities:
             facts["user_identities"] = identities
-        mpid = options.get("mpid")
+        mpid = options.get("mpid") if options else None
         if mpid is not None:
             if isinstance(mpid, int) and not isinstance(mpid, bool):
                 facts["mpid"] = mpid
             else:
                 self._report("invalid_override", "mpid")
+        if not _FACT_CONTEXT.isdisjoint(context):
+            self._context_facts(context, facts)
+        if len(facts) > 1:
+            return _FACTS.encode(facts)
+        # Most messages carry identities only, and the same few users recur: reuse their key.
+        key = tuple(identities.items())
+        cached = self._keys.get(key)
+        if cached is None:
+            if len(self._keys) >= _MAX_CACHED_KEYS:
+                self._keys.clear()
+            cached = self._keys[key] = _FACTS.encode(facts)
+        return cached
+
+    def _context_facts(self, context: dict[str, Any], facts: dict[str, Any]) -> None:
         ip = context.get("ip")
         if ip is not None:
             if self._valid_ip(ip):
@@ -181,16 +216,6 @@ class Mapper:
         app = self._pick(context.get("app"), _APP_FIELDS, str)
         if app:
             facts["application_info"] = app
-        if len(facts) > 1:
-            return _FACTS.encode(facts)
-        # Most messages carry identities only, and the same few users recur: reuse their key.
-        key = tuple(identities.items())
-        cached = self._keys.get(key)
-        if cached is None:
-            if len(self._keys) >= _MAX_CACHED_KEYS:
-                self._keys.clear()
-            cached = self._keys[key] = _FACTS.encode(facts)
-        return cached
 
     @staticmethod
     def _valid_ip(value: Any) -> bool:
@@ -278,7 +303,7 @@ class Mapper:
             category = msg.get("category")
             extra = {"category": category} if category is not None else {}
             data["custom_attributes"] = self._attributes.event({**properties, **extra})
-        flags = self._custom_flags(options)
+        flags = self._custom_flags(options) if options else None
         if flags:
             data["custom_flags"] = flags
         location = context.get("location")

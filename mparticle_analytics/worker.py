@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Generic, Optional, TypeVar
 
 from .errors import DeliveryError
 
@@ -34,12 +34,16 @@ MAKE_WAY_SECONDS = 0.002
 SHUTDOWN_GRACE = 0.2
 
 
-class MessageQueue:
+#: What the worker queues and hands to ``process``; it never looks inside.
+Item = TypeVar("Item")
+
+
+class MessageQueue(Generic[Item]):
     """The queued items; Segment's code reads ``qsize()``, ``empty()`` and ``maxsize``."""
 
     def __init__(self, maxsize: int):
         self.maxsize = maxsize  #: 0 means unbounded, as for ``queue.Queue``
-        self.items: deque[str] = deque()
+        self.items: deque[Item] = deque()
 
     def qsize(self) -> int:
         return len(self.items)
@@ -48,7 +52,7 @@ class MessageQueue:
         return not self.items
 
 
-class Worker:
+class Worker(Generic[Item]):
     """Delivery threads draining one bounded queue.
 
     ``process(items)`` delivers a chunk of queued items. It is run when
@@ -63,9 +67,9 @@ class Worker:
 
     def __init__(
         self,
-        process: Callable[[list[str]], None],
+        process: Callable[[list[Item]], None],
         *,
-        on_lost: Callable[[list[str], BaseException], None],
+        on_lost: Callable[[list[Item], BaseException], None],
         on_stopped: Callable[[], None] = lambda: None,
         threads: int = 1,
         batch_size: int = 100,
@@ -91,7 +95,7 @@ class Worker:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self.queue = MessageQueue(self._max_queue_size)
+        self.queue: MessageQueue[Item] = MessageQueue(self._max_queue_size)
         self._threads: list[threading.Thread] = []  # the running ones; each removes itself
         self._enqueued = 0  # items ever queued; item n is the n-th
         self._taken = 0  # items handed to ``process`` (or reported unsent)
@@ -108,7 +112,7 @@ class Worker:
 
     # -- the caller's side -----------------------------------------------------------------------
 
-    def put(self, item: str) -> bool:
+    def put(self, item: Item) -> bool:
         """Queue an item without blocking; False when the queue is full."""
         if self._pid != os.getpid():  # forked by C code that skips os.register_at_fork hooks
             self._reset()
@@ -265,7 +269,7 @@ class Worker:
                 return
             self._handle(*chunk)
 
-    def _take(self, *, wait: bool) -> Optional[tuple[int, list[str]]]:
+    def _take(self, *, wait: bool) -> Optional[tuple[int, list[Item]]]:
         """The next chunk and the number of its first item, or None when the thread must exit."""
         with self._lock:
             due: Optional[float] = None
@@ -288,13 +292,18 @@ class Worker:
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            chunk = [items.popleft() for _ in range(min(len(items), self._batch_size * ROUND_FACTOR))]
+            size = self._batch_size * ROUND_FACTOR
+            if len(items) <= size:  # the usual case: all of it, without a step per item under the lock
+                chunk = list(items)
+                items.clear()
+            else:
+                chunk = [items.popleft() for _ in range(size)]
             first = self._taken + 1
             self._taken += len(chunk)
             self._in_flight[first] = len(chunk)
             return first, chunk
 
-    def _handle(self, first: int, chunk: list[str]) -> None:
+    def _handle(self, first: int, chunk: list[Item]) -> None:
         try:
             self._process(chunk)
         except BaseException as exc:  # process reports its own failures; this is the last defence

@@ -423,6 +423,25 @@ def test_caller_properties_and_traits_are_not_mutated(offline: Client) -> None:
     assert (properties, traits) == ({"plan": "pro"}, {"name": "Ada"})
 
 
+def test_changes_made_after_the_call_do_not_reach_mparticle(
+    server: DevServer, make_client: MakeClient
+) -> None:
+    client = make_client(upload_interval=60)  # nothing is delivered before the flush below
+    properties: dict[str, Any] = {"plan": "pro", "tags": ["a"], "address": {"city": "Oslo"}}
+    context: dict[str, Any] = {"ip": "10.1.2.3"}
+    client.track("u1", "Signed Up", properties, context=context)
+    properties["plan"] = "free"
+    properties["tags"].append("b")
+    properties["address"]["city"] = "Bergen"
+    context["ip"] = "10.9.9.9"
+    assert client.flush(5) is True
+    batch = only_batch(server)
+    assert batch["events"][0]["data"]["custom_attributes"] == {
+        "plan": "pro", "tags": '["a"]', "address.city": "Oslo"
+    }
+    assert batch["ip"] == "10.1.2.3"
+
+
 # -- validation ---------------------------------------------------------------------------------------
 
 Call = Callable[[Client], Any]
@@ -527,28 +546,34 @@ def test_segment_quirks_are_accepted(offline: Client, call: Call, check: Callabl
 # -- size ---------------------------------------------------------------------------------------------
 
 
-def _sized_track(client: Client, size: int) -> tuple[bool, Message]:
-    """A track call on ``client`` whose message is exactly ``size`` bytes of JSON."""
+def _sized_track(client: Client, size: int, char: str = "x") -> tuple[bool, Message]:
+    """A track call on ``client`` whose message is exactly ``size`` bytes of JSON, padded with ``char``."""
     def call(on: Client, pad: str) -> tuple[bool, Message]:
         return on.track("u1", "Big", {"pad": pad}, timestamp=TS, message_id="m-1")
 
     measuring = Client(KEY, secret=SECRET, send=False)
     base = len(json.dumps(call(measuring, "")[1]).encode())
-    return call(client, "x" * (size - base))
+    width = len(json.dumps(char)) - 2  # "é" is written \u00e9, an astral character as a surrogate pair
+    count, rest = divmod(size - base, width)
+    return call(client, char * count + "x" * rest)
 
 
+# Padded with ASCII the size bound is close; with "é" or "😀" it is far above the real size,
+# so the exact JSON size decides (the check must never refuse a message under 32 KB).
+@pytest.mark.parametrize("char", ["x", "é", "😀"])
 @pytest.mark.parametrize("size", [32767, 32768])
-def test_message_up_to_32kb_is_accepted(offline: Client, size: int) -> None:
-    ok, msg = _sized_track(offline, size)
+def test_message_up_to_32kb_is_accepted(offline: Client, size: int, char: str) -> None:
+    ok, msg = _sized_track(offline, size, char)
     assert ok is True
     assert len(json.dumps(msg).encode()) == size
 
 
-def test_message_over_32kb_raises_runtime_error(offline: Client) -> None:
+@pytest.mark.parametrize("char", ["x", "é", "😀"])
+def test_message_over_32kb_raises_runtime_error(offline: Client, char: str) -> None:
     with pytest.raises(RuntimeError):
-        _sized_track(offline, 32769)
+        _sized_track(offline, 32769, char)
     with pytest.raises(RuntimeError):
-        offline.identify("u1", {"big": "x" * 40000})
+        offline.identify("u1", {"big": char * 40000})
 
 
 def test_message_over_32kb_raises_before_queueing(server: DevServer, client: Client) -> None:
