@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mparticle_analytics.mapping import dumps
-from mparticle_analytics.values import MAX_DEPTH, freeze, now_iso, to_json
+from mparticle_analytics.values import MAX_DEPTH, freeze, iso_utc, now_iso, to_json
 
 
 class Color(enum.Enum):
@@ -157,3 +157,14 @@ def test_dumps_refuses_nan_and_unknown_types() -> None:
         dumps({"x": float("nan")})
     with pytest.raises(TypeError):
         dumps({"x": object()})
+
+
+def test_iso_utc_writes_what_isoformat_writes_in_utc() -> None:
+    rng = random.Random(7)
+    zones = [dt.timezone(dt.timedelta(minutes=minutes)) for minutes in (0, 330, -480)]
+    for _ in range(2000):
+        value = dt.datetime(
+            rng.randrange(2, 9998), rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24),
+            rng.randrange(60), rng.randrange(60), rng.randrange(10**6), tzinfo=rng.choice(zones),
+        )
+        assert iso_utc(value) == value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
