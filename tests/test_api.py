@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.server
 import inspect
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -824,6 +826,63 @@ def test_gzip_sends_gzip_and_delivers(server: DevServer, make_client: MakeClient
     assert (request["content_encoding"], request["status"]) == ("gzip", 202)
     assert request["body_bytes"] < request["decoded_bytes"]
     assert only_event(server)["data"]["event_name"] == "Signed Up"
+
+
+class _RecordingProxy(http.server.BaseHTTPRequestHandler):
+    """An HTTP proxy that answers every request itself, like mParticle, and records its target."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.targets.append(self.path)  # type: ignore[attr-defined]
+        self.send_response(202)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy() -> Iterator[tuple[str, list[str]]]:
+    """A recording proxy's URL and the request targets it has seen."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
+    httpd.targets = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.targets  # type: ignore[attr-defined]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("how", ["environment", "argument"])
+def test_requests_go_through_the_proxy(
+    own: Callable[[Client], Client], monkeypatch: pytest.MonkeyPatch, proxy: tuple[str, list[str]], how: str
+) -> None:
+    url, targets = proxy
+    if how == "environment":  # read when the client is created, as requests would on each request
+        monkeypatch.setenv("HTTP_PROXY", url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+    proxies = {"http": url} if how == "argument" else None
+    client = own(Client(KEY, secret=SECRET, host="http://mparticle.invalid", proxies=proxies))
+    client.track("u1", "Signed Up")
+    assert client.flush(5) is True
+    assert targets == ["http://mparticle.invalid/v2/bulkevents"]
+
+
+def test_a_netrc_entry_for_the_host_does_not_replace_the_credentials(
+    server: DevServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone-else password not-the-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = make_client()
+    client.track("u1", "Signed Up")
+    assert client.flush(5) is True
+    assert len(events(server)) == 1
+    assert client.stats()["dropped"] == {}
 
 
 # -- APIError -----------------------------------------------------------------------------------------
