@@ -14,6 +14,11 @@ Any Python 3.9+ can run this file; it sets up what it needs itself:
   ``PYTHONPATH``, so what is measured is the code in this checkout.
 * One endpoint process (``benchmarks/endpoint.py``) on 127.0.0.1 serves both
   libraries and counts what arrives; its CPU counts for neither.
+* A third column, ``plain``, is the issue's reference point rather than a library:
+  a loop of dicts, ``json.dumps`` and one ``requests.Session`` posting per-user
+  batches (``workload.PlainLoop``, on ours' interpreter; not for ``sync``). It
+  shows what the work itself costs on this machine, and so how much of a
+  library's figures is the library.
 
 Each measurement is a fresh process (``benchmarks/workload.py``), run in the
 order ours, segment, ours, segment, ... so both libraries see the same machine
@@ -54,9 +59,11 @@ OURS_VENV = HERE / ".venv-ours"
 SEGMENT_REQUIREMENT = "segment-analytics-python==2.4.0"
 SEGMENT_VERSION = "2.4.0"
 
-LIBRARIES = ("ours", "segment")
+LIBRARIES = ("ours", "segment", "plain")
 WORKLOADS = ("track", "identify+track", "sync")
 ASYNC = ("track", "identify+track")
+#: What the ``plain`` reference column can be measured on (it has no sync mode).
+PLAIN_WORKLOADS = ASYNC
 SMALL = {"events": 2_000, "users": 50, "sync_calls": 20}
 
 DEFINITIONS = {
@@ -378,7 +385,9 @@ def format_tables(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         done = [r for r in runs if r["workload"] == workload]
         sizes = sorted({r.get("calls", 0) for r in done})
         out.write(f"\n== {workload} ({', '.join(f'{s:,}' for s in sizes)} calls per run) ==\n")
-        table = [("metric", "ours median (min-max)", "segment median (min-max)", "ratio", "target", "met?")]
+        plain = any(r["library"] == "plain" for r in done)
+        table = [("metric", "ours median (min-max)", "segment median (min-max)", "ratio", "target", "met?")
+                 + (("plain loop",) if plain else ())]
         for metric in METRICS:
             if workload not in metric.workloads:
                 continue
@@ -389,7 +398,8 @@ def format_tables(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
             if metric.target is not None and "met" not in row:
                 met = "—"
             ours, segment = _cell(metric.fmt, row.get("ours")), _cell(metric.fmt, row.get("segment"))
-            table.append((metric.label, ours, segment, ratio, target, met))
+            table.append((metric.label, ours, segment, ratio, target, met)
+                         + ((_cell(metric.fmt, row.get("plain")),) if plain else ()))
         widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
         for n, line in enumerate(table):
             cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:], widths[1:])]
@@ -516,11 +526,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         pythons["ours"] = find_ours_python(args.ours_python)
     if "segment" in libraries:
         pythons["segment"] = find_segment_python(args.segment_python, pythons.get("ours"))
+    if "plain" in libraries:
+        pythons["plain"] = pythons.get("ours") or find_ours_python(args.ours_python)
     for library, python in pythons.items():
         _say(f"{library}: {python} (Python {_version_of(python)})")
 
     machine = machine_info()  # before the runs: the load average is the one they started with
-    plan = [(r, w, lib) for r in range(args.repeat) for w in args.workload_list for lib in libraries]
+    plan = [(r, w, lib) for r in range(args.repeat) for w in args.workload_list for lib in libraries
+            if lib != "plain" or w in PLAIN_WORKLOADS]
     runs: list[dict[str, Any]] = []
     profiles: list[str] = []
     endpoint = Endpoint()
@@ -557,7 +570,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     report.write("caller µs per call = wall time of the call loop / calls;\n"
                  "s until flush() returns = wall time from the first call until flush() returns;\n"
                  "CPU s = process CPU time (all threads) over that span;\n"
-                 "ratio = ours median / segment median; medians over rounds, (min-max) shown\n")
+                 "ratio = ours median / segment median; medians over rounds, (min-max) shown;\n"
+                 "plain loop = the reference loop of dicts, json.dumps and requests (median), no library\n")
     report.write(format_tables(summary, runs))
     met = [row["met"] for rows in summary.values() for row in rows.values() if "met" in row]
     if met:

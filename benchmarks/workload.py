@@ -1,6 +1,6 @@
 """One measurement: one library, one workload, in a process of its own. Prints one JSON object.
 
-    python benchmarks/workload.py {ours|segment} {track|identify+track|sync} --endpoint URL [options]
+    python benchmarks/workload.py {ours|segment|plain} {track|identify+track|sync} --endpoint URL [options]
 
 Why a process per measurement: peak RSS (``ru_maxrss``) and CPU time are
 process-wide figures, so the only way to attribute them to one library and one
@@ -47,7 +47,7 @@ try:
 except ImportError:  # not on Windows: RSS is then reported as 0
     resource = None  # type: ignore[assignment]
 
-LIBRARIES = ("ours", "segment")
+LIBRARIES = ("ours", "segment", "plain")
 WORKLOADS = ("track", "identify+track", "sync")
 #: Distinct property dicts generated up front; calls cycle through them (copied per call).
 POOL_SIZE = 1024
@@ -96,6 +96,70 @@ def make_traits(rng: random.Random, index: int) -> dict[str, Any]:
     }
 
 
+class PlainLoop:
+    """The issue's reference point, not a library: dicts, ``json.dumps`` and one
+    ``requests.Session`` posting per-user batches.
+
+    It does none of a library's work: no argument checks, no copy of what the
+    caller passes (it keeps the caller's dicts), no queue or thread, no limits
+    or retries, one timestamp per call. ``track`` and ``identify`` only file the
+    event under its user; ``flush`` serializes each user's batch once and posts
+    them in requests of at most 100 batches and under 256 KB. How far a library's
+    figures are above this loop's is what its work costs.
+    """
+
+    def __init__(self, endpoint: str):
+        import requests
+
+        self._session = requests.Session()
+        self._url = f"{endpoint}/v2/bulkevents"
+        self._users: dict[str, dict[str, Any]] = {}
+        self._count = 0
+
+    def _batch(self, user: str) -> dict[str, Any]:
+        batch = self._users.get(user)
+        if batch is None:
+            batch = self._users[user] = {
+                "environment": "production", "user_identities": {"customer_id": user}, "events": [],
+            }
+        return batch
+
+    def track(self, user: str, event: str, properties: dict[str, Any]) -> tuple[bool, None]:
+        self._count += 1
+        self._batch(user)["events"].append({"event_type": "custom_event", "data": {
+            "event_name": event, "custom_event_type": "other", "source_message_id": str(self._count),
+            "timestamp_unixtime_ms": int(time.time() * 1000), "custom_attributes": properties,
+        }})
+        return True, None
+
+    def identify(self, user: str, traits: dict[str, Any]) -> tuple[bool, None]:
+        self._batch(user)["user_attributes"] = traits
+        return True, None
+
+    def flush(self) -> None:
+        request: list[str] = []
+        size = 2
+        for batch in self._users.values():
+            body = json.dumps(batch, separators=(",", ":"), default=dt.datetime.isoformat)
+            if request and (len(request) == 100 or size + len(body) + 1 >= 262_144):
+                self._post(request)
+                request, size = [], 2
+            request.append(body)
+            size += len(body) + 1
+        if request:
+            self._post(request)
+        self._users.clear()
+
+    def _post(self, bodies: list[str]) -> None:
+        answer = self._session.post(
+            self._url, data=f"[{','.join(bodies)}]".encode(), headers={"Content-Type": "application/json"}
+        )
+        answer.raise_for_status()
+
+    def close(self) -> None:
+        self._session.close()
+
+
 class Bench:
     """A library's client behind the two calls and the two lifecycle steps the workloads use."""
 
@@ -126,8 +190,13 @@ class Bench:
             self.module_file = segment.analytics.__file__
             # Segment's join() stops its consumer threads; in sync mode there are none.
             self._close = (lambda: None) if sync_mode else self.client.join
+        elif library == "plain" and not sync_mode:
+            self.client = PlainLoop(endpoint)
+            self.version = "reference"
+            self.module_file = __file__
+            self._close = self.client.close
         else:
-            raise SystemExit(f"unknown library {library!r}; one of {LIBRARIES}")
+            raise SystemExit(f"unknown library {library!r} (or sync mode for plain); one of {LIBRARIES}")
         self.setup_s = time.perf_counter() - started
 
     def _on_error(self, error: Exception, messages: list[Any]) -> None:
