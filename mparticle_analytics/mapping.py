@@ -192,7 +192,7 @@ class Mapper:
                 self._report("invalid_override", "mpid")
         if not _FACT_CONTEXT.isdisjoint(context):
             self._context_facts(context, facts)
-        if len(facts) > 1:
+        if len(facts) != 1 or not identities:
             return _FACTS.encode(facts)
         # Most messages carry identities only, and the same few users recur: reuse their key.
         key = tuple(identities.items())

@@ -821,6 +821,17 @@ def test_context_maps_to_batch_ip_device_info_and_application_info(
     assert batch["user_identities"] == {"customer_id": "user-1"}
 
 
+def test_messages_without_identities_keep_their_own_batch_facts(
+    make_client: Callable[..., Client], server: DevServer
+) -> None:
+    client = make_client(anonymous_id_identity=None)  # an anonymousId alone is then no identity
+    client.track(anonymous_id="anon-1", event="First", context={"ip": "1.1.1.1"})
+    client.track(anonymous_id="anon-2", event="Second", context={"ip": "2.2.2.2"})
+    flushed(client)
+    ips = {batch["events"][0]["data"]["event_name"]: batch.get("ip") for batch in received(server)}
+    assert ips == {"First": "1.1.1.1", "Second": "2.2.2.2"}
+
+
 @pytest.mark.parametrize("ip", ["999.1.1.1", "not-an-ip", "10.0.0", "2001:db8::zz", 12345])
 def test_invalid_context_ip_is_dropped_and_counted(client: Client, server: DevServer, ip: Any) -> None:
     client.track("user-1", "Bad ip", context={"ip": ip})
