@@ -5,10 +5,13 @@ is the real one: one ``requests.Session`` per client, replaced in a forked child
 because a pooled connection must never be shared across processes.
 
 The environment ``requests`` would read on every request (``HTTP(S)_PROXY``,
-``NO_PROXY``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) is read once, when the
-client is created: reading it per request cost about 140 µs a request, a
-quarter of a ``sync_mode`` call. ``~/.netrc`` is never read: the client's own
-credentials must not be replaced by an entry for the same host.
+``NO_PROXY``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) is read once per
+session, when its first request is made: reading it per request cost about
+140 µs a request, a quarter of a ``sync_mode`` call. Sessions are made lazily,
+so creating a client, or forking, never touches the environment or the
+network configuration (on macOS that can crash a forked child). ``~/.netrc``
+is never read: the client's own credentials must not be replaced by an entry
+for the same host.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import gzip as gzip_module
 import os
+import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional, Protocol
@@ -80,29 +84,40 @@ class HTTPTransport:
         }
         if gzip:
             self._headers["Content-Encoding"] = "gzip"
-        self._session = self._new_session()
-        ref = weakref.WeakMethod(self._replace_session)
+        self._session: Optional[requests.Session] = None
+        self._lock = threading.Lock()
+        ref = weakref.WeakMethod(self._forget_session)
         os.register_at_fork(after_in_child=lambda: _call(ref))
 
     def send(self, body: bytes) -> Response:
         data = gzip_module.compress(body) if self._gzip else body
-        answer = self._session.post(self.url, data=data, headers=self._headers, timeout=self._timeout)
+        session = self._session or self._open()
+        answer = session.post(self.url, data=data, headers=self._headers, timeout=self._timeout)
         return Response(answer.status_code, answer.headers, answer.text, answer)
 
     def close(self) -> None:
-        self._session.close()
+        """Release the pooled connections; the next request opens a new session."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
-    def _new_session(self) -> requests.Session:
-        """A session with the environment's proxies and CA bundle applied, and not read again."""
-        session = requests.Session()
-        settings = session.merge_environment_settings(self.url, dict(self._proxies or {}), None, None, None)
-        session.proxies.update(settings["proxies"])
-        session.verify = settings["verify"]
-        session.trust_env = False
-        return session
+    def _open(self) -> requests.Session:
+        """The session, made on first use with the environment's proxies and CA bundle applied."""
+        with self._lock:
+            if self._session is None:
+                session = requests.Session()
+                proxies = dict(self._proxies or {})
+                settings = session.merge_environment_settings(self.url, proxies, None, None, None)
+                session.proxies.update(settings["proxies"])
+                session.verify = settings["verify"]
+                session.trust_env = False
+                self._session = session
+            return self._session
 
-    def _replace_session(self) -> None:
-        self._session = self._new_session()
+    def _forget_session(self) -> None:
+        """In a forked child: the parent's pooled connections and lock are not the child's."""
+        self._session = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HTTPTransport({self.url!r})"
