@@ -303,7 +303,8 @@ class Client:
         require("context", context, dict)
         message_id = msg["messageId"]
         msg["messageId"] = uuid4() if message_id is None else stringify_id(message_id)
-        msg["context"] = {**context, "library": LIBRARY}  # the caller's dict stays as it was
+        # The caller's dict stays as it was; the returned library dict is the caller's to change.
+        msg["context"] = {**context, "library": dict(LIBRARY)}
         msg["userId"] = stringify_id(msg.get("userId"))
         msg["anonymousId"] = stringify_id(msg.get("anonymousId"))
 
@@ -313,10 +314,12 @@ class Client:
             snapshot["context"]["library"] = LIBRARY
         else:
             snapshot["context"] = _LIBRARY_ONLY
-        if bound + _LIBRARY_SIZE > MAX_MSG_SIZE and len(_JSON.encode(msg)) > MAX_MSG_SIZE:
-            raise RuntimeError(
-                f"Message exceeds 32kb limit. ({len(_JSON.encode(msg))} bytes, messageId {msg['messageId']})"
-            )
+        if bound + _LIBRARY_SIZE > MAX_MSG_SIZE:
+            size = len(_JSON.encode(msg))
+            if size > MAX_MSG_SIZE:
+                raise RuntimeError(
+                    f"Message exceeds 32kb limit. ({size} bytes, messageId {msg['messageId']})"
+                )
         if not self.send or (msg["integrations"] and not _wanted(msg["integrations"])):
             return True, msg
         if self.sync_mode:

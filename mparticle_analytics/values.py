@@ -90,6 +90,7 @@ _PER_CHAR = 12  # an astral character becomes a surrogate pair, "\\ud83d\\ude00"
 _PER_ITEM = 6  # a key's quotes, ": " and ", "
 _FLOAT = 24  # the longest float repr, e.g. -2.2250738585072014e-308
 _CONSTANT = 5  # true, false, null, NaN
+_SHORT_INT_BITS = 4_000  # ints this short have under 1,300 digits, always writable
 
 
 def freeze(value: dict[Any, Any]) -> tuple[dict[str, Any], int]:
@@ -123,7 +124,10 @@ def _dict(value: dict[Any, Any], depth: int) -> tuple[dict[str, Any], int]:
         if kind is str:
             size += _PER_CHAR * len(item) + 2
         elif kind is int:
-            size += item.bit_length() // 3 + 2  # at most that many digits, and a sign
+            bits = item.bit_length()
+            # At most that many digits, and a sign. Past _SHORT_INT_BITS, write it: json.dumps
+            # refuses ints over sys.get_int_max_str_digits() digits, and so must the call.
+            size += bits // 3 + 2 if bits <= _SHORT_INT_BITS else len(int.__repr__(item))
         elif kind is float:
             size += _FLOAT
             if not math.isfinite(item):

@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import re
+import sys
 import threading
 import time
 import uuid
@@ -418,6 +419,13 @@ def test_caller_context_is_not_mutated(offline: Client) -> None:
         assert context == {"ip": "10.1.2.3", "traits": {"plan": "pro"}}
 
 
+def test_changing_a_returned_message_changes_no_other(offline: Client) -> None:
+    _, first = offline.track("u1", "One")
+    first["context"]["library"]["version"] = "v" * 40000
+    _, second = offline.track("u1", "Two")
+    assert second["context"]["library"] == LIBRARY
+
+
 def test_caller_properties_and_traits_are_not_mutated(offline: Client) -> None:
     properties, traits = {"plan": "pro"}, {"name": "Ada"}
     offline.track("u1", "Signed Up", properties)
@@ -560,8 +568,8 @@ def _sized_track(client: Client, size: int, char: str = "x") -> tuple[bool, Mess
     return call(client, char * count + "x" * rest)
 
 
-# Padded with ASCII the size bound is close; with "é" or "😀" it is far above the real size,
-# so the exact JSON size decides (the check must never refuse a message under 32 KB).
+# Near the limit the size bound is above 32 KB whatever the padding (it counts every character
+# as 12), so the exact JSON size decides; "é" and "😀" are written as 6 and 12 characters.
 @pytest.mark.parametrize("char", ["x", "é", "😀"])
 @pytest.mark.parametrize("size", [32767, 32768])
 def test_message_up_to_32kb_is_accepted(offline: Client, size: int, char: str) -> None:
@@ -576,6 +584,15 @@ def test_message_over_32kb_raises_runtime_error(offline: Client, char: str) -> N
         _sized_track(offline, 32769, char)
     with pytest.raises(RuntimeError):
         offline.identify("u1", {"big": char * 40000})
+
+
+def test_an_int_json_cannot_write_raises_at_the_call_as_json_does(offline: Client) -> None:
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if not limit:
+        pytest.skip("this Python writes ints of any length")
+    with pytest.raises(ValueError):
+        offline.track("u1", "Big", {"n": 10 ** (limit + 1)})
+    assert offline.track("u1", "Big", {"n": 10 ** (limit - 1)})[0] is True
 
 
 def test_message_over_32kb_raises_before_queueing(server: DevServer, client: Client) -> None:
@@ -860,7 +877,7 @@ def test_requests_go_through_the_proxy(
     own: Callable[[Client], Client], monkeypatch: pytest.MonkeyPatch, proxy: tuple[str, list[str]], how: str
 ) -> None:
     url, targets = proxy
-    if how == "environment":  # read when the client is created, as requests would on each request
+    if how == "environment":  # read at the first request, as requests would on each request
         monkeypatch.setenv("HTTP_PROXY", url)
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
@@ -869,6 +886,12 @@ def test_requests_go_through_the_proxy(
     client.track("u1", "Signed Up")
     assert client.flush(5) is True
     assert targets == ["http://mparticle.invalid/v2/bulkevents"]
+
+
+def test_a_client_is_created_without_reading_its_url() -> None:
+    """As Segment's: a host that cannot be parsed fails when sending, not in the constructor."""
+    client = Client(KEY, secret=SECRET, host="http://[::1", send=False)
+    assert client.host == "http://[::1"
 
 
 def test_a_netrc_entry_for_the_host_does_not_replace_the_credentials(
