@@ -303,17 +303,18 @@ class Client:
         require("context", context, dict)
         message_id = msg["messageId"]
         msg["messageId"] = uuid4() if message_id is None else stringify_id(message_id)
-        # The caller's dict stays as it was; the returned library dict is the caller's to change.
-        msg["context"] = {**context, "library": dict(LIBRARY)}
         msg["userId"] = stringify_id(msg.get("userId"))
         msg["anonymousId"] = stringify_id(msg.get("anonymousId"))
 
         # The snapshot is what the delivery thread reads: the caller may change its dicts later.
-        snapshot, bound = freeze({**msg, "context": context})
+        # Taken while the message holds the caller's own context; each copy gets the library apart.
+        snapshot, bound = freeze(msg)
         if context:
             snapshot["context"]["library"] = LIBRARY
         else:
             snapshot["context"] = _LIBRARY_ONLY
+        # The caller's dict stays as it was; the returned library dict is the caller's to change.
+        msg["context"] = {**context, "library": dict(LIBRARY)}
         if bound + _LIBRARY_SIZE > MAX_MSG_SIZE:
             size = len(_JSON.encode(msg))
             if size > MAX_MSG_SIZE:
