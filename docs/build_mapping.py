@@ -8,7 +8,7 @@ Usage::
 Every "after" in the document is produced by the library itself, without HTTP:
 the example's Python code is evaluated against a ``Client(send=False)`` (which
 returns the Segment message of each call), the message is snapshotted as the
-client does (``values.freeze``), mapped with
+client does (``snapshot.take``), mapped with
 ``Mapper`` and grouped with ``batching.build_batches``, exactly as
 ``Delivery.send`` wires them. Only the random ``source_request_id`` is replaced
 by a placeholder. Timestamps and message ids are fixed in the example calls so
@@ -53,6 +53,7 @@ from mparticle_analytics.mapping import (  # noqa: E402
     RESERVED_TRAITS,
     Mapper,
 )
+from mparticle_analytics.snapshot import take  # noqa: E402
 from mparticle_analytics.values import (  # noqa: E402
     MAX_ATTRIBUTES,
     MAX_LIST_ENTRIES,
@@ -60,7 +61,6 @@ from mparticle_analytics.values import (  # noqa: E402
     MAX_NAME_LENGTH,
     MAX_VALUE_LENGTH,
     Attributes,
-    freeze,
 )
 
 OUTPUT = Path(__file__).resolve().with_name("mapping.md")
@@ -116,7 +116,7 @@ def mparticle_batches(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         losses.append(f"{reason}: {name}")
 
     mapper = Mapper(anonymous_identity="other", ecommerce=True, report=report)
-    mapped = [mapper.map(freeze(message)[0]) for message in messages]
+    mapped = [mapper.map(take(message)[0]) for message in messages]
     batches, rejected = build_batches(
         mapped, environment="production", limit_attributes=Attributes(report).limit_user
     )

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Callable, NamedTuple
 
 from .ids import uuid4
-from .mapping import Mapped, Message, dumps
+from .mapping import Mapped
+from .snapshot import Snapshot
+from .values import dumps
 
 #: mParticle's limits (wire.md "Limits").
 MAX_BATCH_BYTES = 131_072
@@ -27,15 +29,15 @@ class Batch(NamedTuple):
 
     body: bytes
     #: The messages it carries, in call order, for ``on_error`` and the stats.
-    sources: list[Message]
+    sources: list[Snapshot]
     #: How many events it holds (a batch may carry only identities and attributes).
     events: int
 
 
 class Rejected(NamedTuple):
-    """Messages that cannot be sent at all, and why."""
+    """Snapshots that cannot be sent at all, and why."""
 
-    sources: list[Message]
+    sources: list[Snapshot]
     reason: str
 
 
@@ -45,8 +47,8 @@ class _User:
     def __init__(self) -> None:
         self.attributes: dict[str, Any] = {}
         self.deleted: dict[str, None] = {}  # an ordered set
-        self.profile_sources: list[Message] = []
-        self.events: list[tuple[bytes, Message]] = []
+        self.profile_sources: list[Snapshot] = []
+        self.events: list[tuple[bytes, Snapshot]] = []
 
     def add(self, mapped: Mapped) -> None:
         for name, value in mapped.attributes.items():
@@ -139,7 +141,7 @@ def _head(facts: bytes, profile: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _batch(opening: bytes, head: bytes, events: list[bytes], sources: list[Message]) -> Batch:
+def _batch(opening: bytes, head: bytes, events: list[bytes], sources: list[Snapshot]) -> Batch:
     """Seal a batch with a fresh ``source_request_id``; retries resend these exact bytes."""
     request_id = uuid4().encode()
     return Batch(b"".join((opening, request_id, head, b",".join(events), _TAIL)), sources, len(events))

@@ -1,11 +1,10 @@
 """``Client``: Segment's analytics-python 2.4.0 API, delivering to mParticle.
 
 Each call checks its arguments as Segment does (same ``AssertionError``
-messages), builds the Segment message it returns, and queues a snapshot of it:
-a copy in JSON's types that the caller can no longer change, made together
-with a bound on its JSON size that settles Segment's 32 KB check. Mapping to
-mParticle, batching and HTTP happen on the delivery thread, or on the caller's
-thread in ``sync_mode``.
+messages), builds the Segment message it returns, and queues a snapshot of it
+(``snapshot.take``: its dicts as JSON text, which the caller can no longer
+change). Mapping to mParticle, batching and HTTP happen on the delivery
+thread, or on the caller's thread in ``sync_mode``.
 """
 
 from __future__ import annotations
@@ -22,12 +21,13 @@ from typing import Any, Callable, Optional
 from .delivery import Delivery, OnError
 from .errors import DeliveryError
 from .ids import uuid4
-from .mapping import ANONYMOUS_IDENTITIES, Mapper, Message
+from .mapping import ANONYMOUS_IDENTITIES, Mapper
 from .retry import RetryPolicy
+from .snapshot import Snapshot, take
 from .stats import Stats
 from .transport import HTTPTransport, Transport, host_for_key
-from .values import freeze, guess_timezone, now_iso, to_json
-from .version import VERSION
+from .values import guess_timezone, now_iso, to_json
+from .version import LIBRARY
 from .worker import MessageQueue, Worker
 
 log = logging.getLogger("mparticle_analytics")
@@ -35,20 +35,17 @@ log = logging.getLogger("mparticle_analytics")
 ID_TYPES = (numbers.Number, str)
 #: Segment's per-message limit: a message whose JSON is larger raises ``RuntimeError``.
 MAX_MSG_SIZE = 32 << 10
-LIBRARY = {"name": "mparticle-analytics-python", "version": VERSION}
 ENVIRONMENTS = ("production", "development")
 _OAUTH_DEFAULTS = {"oauth_auth_server": "https://oauth2.segment.io", "oauth_scope": "tracking_api:write"}
 
+#: The Segment message a call builds and returns.
+Message = dict[str, Any]
 Result = tuple[bool, Message]
 
 #: The handler ``debug=True`` attaches when no ``log_handler`` is given; one per process.
 _debug_handler = logging.StreamHandler()
 #: Segment's size check, for a message whose size bound passes the limit; built once.
 _JSON = json.JSONEncoder(default=to_json)
-#: A snapshot's ``context`` when the caller passed none; shared, as snapshots are read-only.
-_LIBRARY_ONLY = {"library": LIBRARY}
-#: What ``"library"`` adds to a message's JSON, at most.
-_LIBRARY_SIZE = len(json.dumps(_LIBRARY_ONLY)) + 2
 
 
 def require(name: str, field: Any, data_type: Any) -> None:
@@ -191,7 +188,7 @@ class Client:
             api_key=write_key,
             historical=historical,
         )
-        self._worker: Worker[Message] = Worker(
+        self._worker: Worker[Snapshot] = Worker(
             self._delivery.send,
             on_lost=self._lost,
             on_stopped=self._delivery.stopped,
@@ -306,16 +303,10 @@ class Client:
         msg["userId"] = stringify_id(msg.get("userId"))
         msg["anonymousId"] = stringify_id(msg.get("anonymousId"))
 
-        # The snapshot is what the delivery thread reads: the caller may change its dicts later.
-        # Taken while the message holds the caller's own context; each copy gets the library apart.
-        snapshot, bound = freeze(msg)
-        if context:
-            snapshot["context"]["library"] = LIBRARY
-        else:
-            snapshot["context"] = _LIBRARY_ONLY
+        snapshot, bound = take(msg)
         # The caller's dict stays as it was; the returned library dict is the caller's to change.
         msg["context"] = {**context, "library": dict(LIBRARY)}
-        if bound + _LIBRARY_SIZE > MAX_MSG_SIZE:
+        if bound > MAX_MSG_SIZE:
             size = len(_JSON.encode(msg))
             if size > MAX_MSG_SIZE:
                 raise RuntimeError(
@@ -366,7 +357,7 @@ class Client:
         return self._stats.snapshot()
 
     @property
-    def queue(self) -> MessageQueue[Message]:
+    def queue(self) -> MessageQueue[Snapshot]:
         return self._worker.queue
 
     @property
@@ -374,7 +365,7 @@ class Client:
         """The delivery threads (Segment's name); empty in sync mode."""
         return self._worker.threads
 
-    def _lost(self, messages: list[Message], error: BaseException) -> None:
+    def _lost(self, messages: list[Snapshot], error: BaseException) -> None:
         if not isinstance(error, DeliveryError):
             error = DeliveryError("internal_error", repr(error))
         self._delivery.give_up(messages, error)

@@ -58,8 +58,12 @@ _ACTION_STRINGS = {"order_id": "transaction_id", "coupon": "coupon_code", "affil
 _PRODUCT_STRINGS = ("brand", "category", "variant")
 
 
-def commerce_data(event: str, properties: dict[str, Any], attributes: Attributes) -> Optional[dict[str, Any]]:
-    """The ``data`` fields of the commerce event for a spec event, or None when it is not one."""
+#: The spec events that become commerce events.
+EVENTS = frozenset(PRODUCT_ACTIONS) | IMPRESSIONS | frozenset(PROMOTIONS)
+
+
+def commerce_data(event: str, properties: dict[str, Any], attributes: Attributes) -> dict[str, Any]:
+    """The ``data`` fields of the commerce event for one of ``EVENTS``, ``custom_attributes`` last."""
     if event in PRODUCT_ACTIONS:
         return _product_action(event, properties, attributes)
     if event in IMPRESSIONS:
@@ -68,17 +72,15 @@ def commerce_data(event: str, properties: dict[str, Any], attributes: Attributes
         list_name = rest.pop("list_id", None) or properties.get("category") or event
         impression = {"product_impression_list": str(list_name), "products": products}
         return {"product_impressions": [impression], "custom_attributes": attributes.event(rest)}
-    if event in PROMOTIONS:
-        rest = dict(properties)
-        promotion = {
-            name: str(rest.pop(field))
-            for field, name in (("promotion_id", "id"), ("name", "name"), ("creative", "creative"),
-                                ("position", "position"))
-            if rest.get(field) is not None
-        }
-        action = {"action": PROMOTIONS[event], "promotions": [promotion]}
-        return {"promotion_action": action, "custom_attributes": attributes.event(rest)}
-    return None
+    rest = dict(properties)
+    promotion = {
+        name: str(rest.pop(field))
+        for field, name in (("promotion_id", "id"), ("name", "name"), ("creative", "creative"),
+                            ("position", "position"))
+        if rest.get(field) is not None
+    }
+    action = {"action": PROMOTIONS[event], "promotions": [promotion]}
+    return {"promotion_action": action, "custom_attributes": attributes.event(rest)}
 
 
 def _product_action(event: str, properties: dict[str, Any], attributes: Attributes) -> dict[str, Any]:

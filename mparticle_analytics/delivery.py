@@ -16,11 +16,12 @@ from typing import Any, Callable, Optional
 
 from .batching import Batch, build_batches, pack_requests, request_body
 from .errors import DeliveryError
-from .mapping import Mapped, Mapper, Message, unix_ms
+from .mapping import Mapped, Mapper, unix_ms
 from .retry import RetryPolicy, Verdict, send_with_retries
+from .snapshot import Snapshot, restore
 from .stats import Stats
 from .transport import Transport
-from .values import Attributes, freeze
+from .values import Attributes
 
 log = logging.getLogger("mparticle_analytics")
 
@@ -35,7 +36,7 @@ _REASONS = {
     Verdict.GAVE_UP: "gave_up",
     Verdict.INTERRUPTED: "unsent_at_shutdown",
 }
-#: Messages mapped between two chances for the application's threads to go first.
+#: Snapshots mapped between two chances for the application's threads to go first.
 STEP = 50
 
 #: mParticle drops historical batches holding an event younger than this (wire.md).
@@ -43,7 +44,7 @@ HISTORICAL_MIN_AGE_MS = 72 * 3600 * 1000
 
 
 class Delivery:
-    """Turns a list of snapshotted Segment messages into delivered mParticle requests."""
+    """Turns a list of snapshots (``snapshot.take``) into delivered mParticle requests."""
 
     def __init__(
         self,
@@ -74,14 +75,14 @@ class Delivery:
         self._limit_attributes = Attributes(stats.value).limit_user
         self._auth_reported = threading.Event()
 
-    def send(self, messages: Sequence[Message], *, sync: bool = False) -> None:
+    def send(self, messages: Sequence[Snapshot], *, sync: bool = False) -> None:
         """Deliver these messages.
 
         ``sync``: running on the caller's thread (``sync_mode``), so raise the first
         give-up's error as Segment does, and never step aside for other threads.
         """
         mapped: list[Mapped] = []
-        too_recent: list[Message] = []
+        too_recent: list[Snapshot] = []
         cutoff = time.time() * 1000 - HISTORICAL_MIN_AGE_MS if self._historical else None
         for count, message in enumerate(messages, 1):
             if count % STEP == 0 and not sync:
@@ -126,14 +127,14 @@ class Delivery:
 
     def give_up(
         self,
-        messages: list[Message],
+        messages: list[Snapshot],
         error: Exception,
         sync: bool = False,
         reason: Optional[str] = None,
     ) -> None:
         """Count messages as lost, then raise (sync mode) or tell ``on_error``.
 
-        ``on_error`` gets copies: snapshots share their constant parts.
+        ``on_error`` gets the messages as the calls returned them, read back from their snapshots.
         """
         if reason is None:
             reason = error.reason if isinstance(error, DeliveryError) else "gave_up"
@@ -143,7 +144,7 @@ class Delivery:
         if self._on_error is None:
             return
         try:
-            self._on_error(error, [freeze(message)[0] for message in messages])
+            self._on_error(error, [restore(message) for message in messages])
         except Exception:
             log.exception("on_error raised; delivery goes on")
 

@@ -11,10 +11,11 @@ import datetime as dt
 import ipaddress
 import json
 import re
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from . import commerce
-from .values import MAX_NAME_LENGTH, Attributes, Report
+from .snapshot import Snapshot, read
+from .values import MAX_NAME_LENGTH, Attributes, Report, wire_json
 
 #: ``custom_event_type`` values mParticle's schema accepts.
 CUSTOM_EVENT_TYPES = frozenset(
@@ -47,10 +48,6 @@ _APP_FIELDS = {"name": "application_name", "version": "application_version",
 _SCREEN_FIELDS = {"width": "screen_width", "height": "screen_height", "density": "screen_dpi"}
 
 
-#: A Segment message as the client snapshots it: plain JSON values, read-only from then on.
-Message = dict[str, Any]
-
-
 class Mapped(NamedTuple):
     """A message in mParticle's terms, ready for batching."""
 
@@ -60,27 +57,10 @@ class Mapped(NamedTuple):
     event: Optional[bytes]
     #: User attribute changes, in call order; a None value deletes the attribute.
     attributes: dict[str, Any]
-    #: The message it came from, for ``on_error``.
-    source: Message
+    #: The snapshot it came from, for ``on_error``.
+    source: Snapshot
 
 
-def _wire_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``, built once.
-
-    Why: ``JSONEncoder.encode`` builds a new C encoder on every call, a third of
-    the cost of encoding an event. Where the C accelerator is missing (PyPy),
-    ``JSONEncoder`` does the same job. No circular check: the library encodes
-    only the dicts it built.
-    """
-    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    encode = make(None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
-    return lambda value: "".join(encode(value, 0))
-
-
-_WIRE = _wire_encoder()
 # Built once: ``json.dumps`` with options builds a new encoder on every call.
 _FACTS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 _MAX_CACHED_KEYS = 10_000
@@ -88,11 +68,6 @@ _MAX_CACHED_KEYS = 10_000
 _DEVICE_CONTEXT = frozenset({"device", "userAgent", "os", "locale", "screen", "network"})
 #: Context keys that feed any batch-level fact.
 _FACT_CONTEXT = _DEVICE_CONTEXT | {"ip", "app"}
-
-
-def dumps(value: Any) -> bytes:
-    """mParticle's wire JSON: compact, UTF-8, and never NaN (wire.md "Request")."""
-    return _WIRE(value).encode()
 
 
 def mparticle_options(integrations: Any) -> dict[str, Any]:
@@ -123,43 +98,42 @@ class Mapper:
         self._attributes = Attributes(report)
         self._keys: dict[tuple[tuple[str, Any], ...], str] = {}
 
-    def map(self, msg: Message) -> Mapped:
-        """Map one Segment message, as snapshotted by the client.
+    def map(self, msg: Snapshot) -> Mapped:
+        """Map one snapshot (``snapshot.take``).
 
-        The message travels with the result, so that one given up later can be
+        The snapshot travels with the result, so that one given up later can be
         reported as it was queued.
         """
         kind = msg["type"]
-        context = _dict(msg.get("context"))
-        options = mparticle_options(msg.get("integrations"))
-        identities = self._identities(msg, context, options)
+        context = read(msg, "context")
+        options = mparticle_options(read(msg, "integrations"))
+        traits = read(msg, "traits")
+        identities = self._identities(msg, traits if kind == "identify" else {}, context, options)
         event: Optional[bytes] = None
         attributes: dict[str, Any] = {}
         if kind == "identify":
-            attributes = self._traits(msg.get("traits"), "")
+            attributes = self._traits(traits, "")
         elif kind == "group":
-            attributes = {"group_id": str(msg.get("groupId")), **self._traits(msg.get("traits"), "group")}
+            attributes = {"group_id": str(msg.get("groupId")), **self._traits(traits, "group")}
         elif kind == "alias":
             self._alias(msg, identities)
         else:
-            event = dumps(self._event(kind, msg, context, options))
+            event = self._event(kind, msg, context, options)
         return Mapped(self._facts(identities, context, options), event, attributes, msg)
 
     # -- batch-level facts (§2, §6) ------------------------------------------------------------
 
     def _identities(
-        self, msg: dict[str, Any], context: dict[str, Any], options: dict[str, Any]
+        self, msg: Snapshot, traits: dict[str, Any], context: dict[str, Any], options: dict[str, Any]
     ) -> dict[str, Any]:
         identities: dict[str, Any] = {}
         if msg.get("userId") is not None:
             identities["customer_id"] = msg["userId"]
         if msg.get("anonymousId") is not None and self._anonymous:
             identities[self._anonymous] = msg["anonymousId"]
-        for traits in (msg.get("traits") if msg["type"] == "identify" else None, context.get("traits")):
-            email = traits.get("email") if isinstance(traits, dict) else None
-            if isinstance(email, str) and "@" in email:
-                identities["email"] = email
-                break
+        email = _email(traits) or _email(context.get("traits"))
+        if email:
+            identities["email"] = email
         extra = options.get("user_identities") if options else None
         if extra is not None and not isinstance(extra, dict):
             self._report("invalid_override", "user_identities")
@@ -171,7 +145,7 @@ class Mapper:
                     self._report("invalid_override", f"user_identities.{name}")
         return identities
 
-    def _alias(self, msg: dict[str, Any], identities: dict[str, Any]) -> None:
+    def _alias(self, msg: Snapshot, identities: dict[str, Any]) -> None:
         previous = msg.get("previousId")
         if self._anonymous is None:
             self._report("invalid_value", "previousId (anonymous_id_identity is None)")
@@ -275,8 +249,8 @@ class Mapper:
 
     # -- user attributes (§5) ------------------------------------------------------------------
 
-    def _traits(self, traits: Any, prefix: str) -> dict[str, Any]:
-        flat = self._attributes.user(_dict(traits), prefix)
+    def _traits(self, traits: dict[str, Any], prefix: str) -> dict[str, Any]:
+        flat = self._attributes.user(traits, prefix)
         if prefix:
             return flat
         email = flat.get("email")
@@ -287,22 +261,23 @@ class Mapper:
     # -- events (§3) ---------------------------------------------------------------------------
 
     def _event(
-        self, kind: str, msg: dict[str, Any], context: dict[str, Any], options: dict[str, Any]
-    ) -> dict[str, Any]:
-        properties = _dict(msg.get("properties"))
+        self, kind: str, msg: Snapshot, context: dict[str, Any], options: dict[str, Any]
+    ) -> bytes:
         data: dict[str, Any] = {
             "timestamp_unixtime_ms": unix_ms(msg["timestamp"]),
             "source_message_id": msg["messageId"],
         }
         if kind == "track":
-            event_type, fields = self._track(self._name(msg["event"], "event"), properties, options)
-            data.update(fields)
+            event_type, attributes = self._track(self._name(msg["event"], "event"), msg, options, data)
         else:
             event_type = "screen_view"
             data["screen_name"] = self._name(_screen_name(kind, msg), "name")
             category = msg.get("category")
-            extra = {"category": category} if category is not None else {}
-            data["custom_attributes"] = self._attributes.event({**properties, **extra})
+            if category is None:
+                attributes = self._attributes.event_json(msg["properties"])
+            else:
+                properties = {**read(msg, "properties"), "category": category}
+                attributes = wire_json(self._attributes.event(properties))
         flags = self._custom_flags(options) if options else None
         if flags:
             data["custom_flags"] = flags
@@ -311,20 +286,25 @@ class Mapper:
             location.get("longitude")
         ):
             data["location"] = {"latitude": location["latitude"], "longitude": location["longitude"]}
-        return {"event_type": event_type, "data": data}
+        # custom_attributes arrive as JSON text: they close the event's data.
+        head = wire_json({"event_type": event_type, "data": data})[:-2]
+        return f'{head},"custom_attributes":{attributes}}}}}'.encode()
 
     def _track(
-        self, name: str, properties: dict[str, Any], options: dict[str, Any]
-    ) -> tuple[str, dict[str, Any]]:
-        """A commerce event for e-commerce spec events (§4), else a custom event."""
-        fields = commerce.commerce_data(name, properties, self._attributes) if self._ecommerce else None
-        if fields is not None:
-            return "commerce_event", {"event_name": name, **fields}
-        return "custom_event", {
-            "event_name": name,
-            "custom_event_type": self._custom_event_type(options, name),
-            "custom_attributes": self._attributes.event(properties),
-        }
+        self, name: str, msg: Snapshot, options: dict[str, Any], data: dict[str, Any]
+    ) -> tuple[str, str]:
+        """A commerce event for e-commerce spec events (§4), else a custom event.
+
+        Fills ``data``; returns the event type and the JSON of its ``custom_attributes``.
+        """
+        data["event_name"] = name
+        if self._ecommerce and name in commerce.EVENTS:
+            fields = commerce.commerce_data(name, read(msg, "properties"), self._attributes)
+            attributes = fields.pop("custom_attributes")
+            data.update(fields)
+            return "commerce_event", wire_json(attributes)
+        data["custom_event_type"] = self._custom_event_type(options, name)
+        return "custom_event", self._attributes.event_json(msg["properties"])
 
     def _name(self, value: Any, field: str) -> str:
         name = str(value)
@@ -351,7 +331,13 @@ class Mapper:
         return {}
 
 
-def _screen_name(kind: str, msg: dict[str, Any]) -> str:
+def _email(traits: Any) -> Optional[str]:
+    """An email address in traits, which becomes the ``email`` identity."""
+    email = traits.get("email") if isinstance(traits, dict) else None
+    return email if isinstance(email, str) and "@" in email else None
+
+
+def _screen_name(kind: str, msg: Snapshot) -> str:
     parts = [str(msg[field]) for field in ("category", "name") if msg.get(field) not in (None, "")]
     return " ".join(parts) or ("Loaded a Page" if kind == "page" else "Loaded a Screen")
 

@@ -1,10 +1,12 @@
-"""``values.freeze``: the caller-side snapshot (a copy in JSON's types, and a bound on its JSON size),
-``values.now_iso`` and ``mapping.dumps``, checked against the ``json`` module they stand in for."""
+"""Snapshots (``snapshot.take``: JSON text, and a bound on Segment's size check),
+``values.event_json``, ``values.now_iso`` and ``values.dumps``, checked against the
+``json`` module and the rules they stand in for."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import gc
 import json
 import random
 import uuid
@@ -14,8 +16,18 @@ from typing import Any
 
 import pytest
 
-from mparticle_analytics.mapping import dumps
-from mparticle_analytics.values import MAX_DEPTH, freeze, iso_utc, now_iso, to_json
+from mparticle_analytics.snapshot import read, restore, take
+from mparticle_analytics.values import (
+    Attributes,
+    dumps,
+    iso_utc,
+    json_text,
+    now_iso,
+    parse,
+    to_json,
+    wire_json,
+)
+from mparticle_analytics.version import LIBRARY
 
 
 class Color(enum.Enum):
@@ -57,17 +69,39 @@ TRICKY: list[Any] = [
 ]
 
 
+def _message(properties: Any, context: Any = None) -> dict[str, Any]:
+    """A message as ``Client`` builds it before the snapshot."""
+    return {
+        "integrations": {}, "anonymousId": None, "properties": properties,
+        "timestamp": "2024-01-02T03:04:05.678+00:00", "context": context or {}, "userId": "user-1",
+        "type": "track", "event": "Played", "messageId": "id-1",
+    }
+
+
+def _segment_size(message: dict[str, Any]) -> int:
+    """What Segment's 32 KB check measures: the message with its library context, as json.dumps writes it."""
+    returned = {**message, "context": {**message["context"], "library": LIBRARY}}
+    return len(json.dumps(returned, default=to_json).encode())
+
+
 @pytest.mark.parametrize("value", TRICKY, ids=range(len(TRICKY)))
-def test_the_copy_is_what_a_json_round_trip_gives(value: dict[Any, Any]) -> None:
-    copy, _ = freeze(value)
-    assert copy == through_json(value)
-    assert json.dumps(copy) == json.dumps(through_json(value))  # same order, same types
+def test_a_snapshot_reads_back_as_a_json_round_trip(value: dict[Any, Any]) -> None:
+    snapshot, _ = take(_message(value))
+    assert restore(snapshot)["properties"] == through_json(value)
+    assert json.dumps(read(snapshot, "properties")) == json.dumps(through_json(value))  # order and types
 
 
 @pytest.mark.parametrize("value", TRICKY, ids=range(len(TRICKY)))
 def test_the_bound_is_never_below_the_json_size_segment_checks(value: dict[Any, Any]) -> None:
-    _, bound = freeze(value)
-    assert bound >= len(json.dumps(value, default=to_json).encode())
+    message = _message(value, {"ip": "1.2.3.4", "é": "😀"})
+    _, bound = take(message)
+    assert bound >= _segment_size(message)
+
+
+def test_restore_gives_the_message_the_call_returned() -> None:
+    message = _message({"a": 1}, {"ip": "1.2.3.4"})
+    snapshot, _ = take(message)
+    assert restore(snapshot) == {**message, "context": {"ip": "1.2.3.4", "library": LIBRARY}}
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> Any:
@@ -99,50 +133,98 @@ def _random_key(rng: random.Random) -> Any:
                        lambda r: r.choice([None, True, False])])(rng)
 
 
-def test_copy_and_bound_hold_for_a_thousand_random_values() -> None:
+def test_snapshot_and_bound_hold_for_a_thousand_random_values() -> None:
     rng = random.Random(20241129)
     for _ in range(1000):
         value = {_random_key(rng): _random_value(rng) for _ in range(rng.randrange(8))}
-        copy, bound = freeze(value)
+        message = _message(value, {_random_text(rng): _random_text(rng)})
+        message.update(userId=_random_text(rng) * 3, anonymousId=rng.choice([None, _random_text(rng)]),
+                       event=_random_text(rng), groupId=rng.choice([None, 10**20, 2.5, _random_text(rng)]))
+        snapshot, bound = take(message)
         # json.dumps tells True, 1 and 1.0 apart (== does not), and shows the order
-        assert json.dumps(copy) == json.dumps(through_json(value))
-        assert bound >= len(json.dumps(value, default=to_json).encode())
+        assert json.dumps(restore(snapshot)["properties"]) == json.dumps(through_json(value))
+        assert bound >= _segment_size(message)
 
 
-def test_the_copy_shares_nothing_mutable_with_the_callers_value() -> None:
-    value: dict[str, Any] = {"list": [1, {"inner": 2}], "dict": {"k": "v"}}
-    copy, _ = freeze(value)
+def test_a_snapshot_shares_nothing_mutable_and_the_collector_never_walks_it() -> None:
+    value: dict[str, Any] = {"list": [1, {"inner": 2}], "dict": {"k": "v"}, "when": dt.datetime(2024, 1, 2)}
+    snapshot, _ = take(_message(value))
     value["list"].append(3)
     value["list"][1]["inner"] = 99
     value["dict"]["k"] = "changed"
     value["new"] = 1
-    assert copy == {"list": [1, {"inner": 2}], "dict": {"k": "v"}}
+    assert read(snapshot, "properties") == {
+        "list": [1, {"inner": 2}], "dict": {"k": "v"}, "when": "2024-01-02T00:00:00.000+00:00"
+    }
+    assert not gc.is_tracked(snapshot)
 
 
 def test_a_circular_reference_raises_value_error_as_json_does() -> None:
     value: dict[str, Any] = {}
     value["self"] = value
     with pytest.raises(ValueError, match="Circular reference"):
-        freeze(value)
+        json_text(value)
     looped: list[Any] = []
     looped.append(looped)
     with pytest.raises(ValueError, match="Circular reference"):
-        freeze({"list": looped})
+        json_text({"list": looped})
 
 
-def test_nesting_up_to_the_limit_is_copied() -> None:
+def test_deep_nesting_that_json_can_write_is_written() -> None:
     value: dict[str, Any] = {}
     inner = value
-    for _ in range(MAX_DEPTH):
+    for _ in range(200):
         inner["d"] = {}
         inner = inner["d"]
-    copy, _ = freeze(value)
-    assert copy == value
+    assert parse(json_text(value)) == value
 
 
 def test_a_key_json_cannot_write_raises_type_error_as_json_does() -> None:
     with pytest.raises(TypeError, match="keys must be str, int, float, bool or None, not tuple"):
-        freeze({(1, 2): "tuple key"})
+        json_text({(1, 2): "tuple key"})
+
+
+def _event_json_the_long_way(text: str) -> str:
+    return wire_json(Attributes(lambda reason, name: None).event(parse(text)))
+
+
+@pytest.mark.parametrize("value", TRICKY, ids=range(len(TRICKY)))
+def test_event_json_writes_what_the_attribute_rules_give(value: dict[Any, Any]) -> None:
+    text = json_text(value)
+    assert Attributes(lambda reason, name: None).event_json(text) == _event_json_the_long_way(text)
+
+
+def test_event_json_holds_for_a_thousand_random_values() -> None:
+    rng = random.Random(1129)
+    attributes = Attributes(lambda reason, name: None)
+    for _ in range(1000):
+        # keys repeated 30 times are sometimes over mParticle's 256 characters
+        value = {_random_text(rng) * rng.choice([1, 30]): _random_value(rng) for _ in range(rng.randrange(8))}
+        text = json_text(value)
+        assert attributes.event_json(text) == _event_json_the_long_way(text)
+
+
+def test_flat_properties_within_the_limits_pass_as_the_same_text() -> None:
+    text = json_text({"plan": "pro", "count": 3, "ratio": 0.5, "trial": False, "gone": None, "k" * 256: "v"})
+    assert Attributes(lambda reason, name: None).event_json(text) is text
+
+
+@pytest.mark.parametrize("value", [
+    {"k" * 257: "a key over 256 characters"},
+    {"k" * 200 + "\"" * 57: "a key over 256 characters once unescaped"},
+    {"v": "x" * 4097},
+    {f"k{n}": n for n in range(101)},
+    {"nan": float("nan")},
+    {"nested": {"a": 1}},
+    {"list": [1]},
+    {"object": object()},
+], ids=["long key", "long escaped key", "long value", "101 attributes", "nan", "nested", "list",
+        "unsupported"])
+def test_properties_that_the_limits_change_take_the_long_way(value: dict[str, Any]) -> None:
+    text = json_text(value)
+    written = Attributes(lambda reason, name: None).event_json(text)
+    assert written != text
+    assert written == _event_json_the_long_way(text)
 
 
 def test_now_iso_is_utc_with_milliseconds_and_current() -> None:
