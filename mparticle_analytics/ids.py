@@ -18,5 +18,5 @@ def uuid4() -> str:
     repeat their parent's ids (a repeated ``source_request_id`` would make
     mParticle drop the batch as a duplicate).
     """
-    h = f"{(getrandbits(128) & _CLEAR) | _VERSION_4 | _VARIANT_RFC_4122:032x}"
+    h = ((getrandbits(128) & _CLEAR) | _VERSION_4 | _VARIANT_RFC_4122).to_bytes(16, "big").hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

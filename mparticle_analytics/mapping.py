@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import json
 import re
+from json.encoder import encode_basestring
 from typing import Any, NamedTuple, Optional
 
 from . import commerce
@@ -263,48 +264,46 @@ class Mapper:
     def _event(
         self, kind: str, msg: Snapshot, context: dict[str, Any], options: dict[str, Any]
     ) -> bytes:
-        data: dict[str, Any] = {
-            "timestamp_unixtime_ms": unix_ms(msg["timestamp"]),
-            "source_message_id": msg["messageId"],
-        }
         if kind == "track":
-            event_type, attributes = self._track(self._name(msg["event"], "event"), msg, options, data)
+            event_type, fields, attributes = self._track(self._name(msg["event"], "event"), msg, options)
         else:
             event_type = "screen_view"
-            data["screen_name"] = self._name(_screen_name(kind, msg), "name")
+            fields = [f'"screen_name":{_quote(self._name(_screen_name(kind, msg), "name"))}']
             category = msg.get("category")
             if category is None:
                 attributes = self._attributes.event_json(msg["properties"])
             else:
                 properties = {**read(msg, "properties"), "category": category}
                 attributes = wire_json(self._attributes.event(properties))
+        extra: dict[str, Any] = {}
         flags = self._custom_flags(options) if options else None
         if flags:
-            data["custom_flags"] = flags
+            extra["custom_flags"] = flags
         location = context.get("location")
         if isinstance(location, dict) and _number(location.get("latitude")) and _number(
             location.get("longitude")
         ):
-            data["location"] = {"latitude": location["latitude"], "longitude": location["longitude"]}
-        # custom_attributes arrive as JSON text: they close the event's data.
-        head = wire_json({"event_type": event_type, "data": data})[:-2]
-        return f'{head},"custom_attributes":{attributes}}}}}'.encode()
+            extra["location"] = {"latitude": location["latitude"], "longitude": location["longitude"]}
+        if extra:
+            fields.append(_members(extra))
+        return _EVENT.format(
+            event_type, unix_ms(msg["timestamp"]), _quote(msg["messageId"]), ",".join(fields), attributes
+        ).encode()
 
-    def _track(
-        self, name: str, msg: Snapshot, options: dict[str, Any], data: dict[str, Any]
-    ) -> tuple[str, str]:
+    def _track(self, name: str, msg: Snapshot, options: dict[str, Any]) -> tuple[str, list[str], str]:
         """A commerce event for e-commerce spec events (§4), else a custom event.
 
-        Fills ``data``; returns the event type and the JSON of its ``custom_attributes``.
+        Returns the event type, its own ``data`` fields as JSON members, and the
+        JSON of its ``custom_attributes``.
         """
-        data["event_name"] = name
+        fields = [f'"event_name":{_quote(name)}']
         if self._ecommerce and name in commerce.EVENTS:
-            fields = commerce.commerce_data(name, read(msg, "properties"), self._attributes)
-            attributes = fields.pop("custom_attributes")
-            data.update(fields)
-            return "commerce_event", wire_json(attributes)
-        data["custom_event_type"] = self._custom_event_type(options, name)
-        return "custom_event", self._attributes.event_json(msg["properties"])
+            data = commerce.commerce_data(name, read(msg, "properties"), self._attributes)
+            attributes = data.pop("custom_attributes")
+            fields.append(_members(data))
+            return "commerce_event", fields, wire_json(attributes)
+        fields.append(f'"custom_event_type":"{self._custom_event_type(options, name)}"')
+        return "custom_event", fields, self._attributes.event_json(msg["properties"])
 
     def _name(self, value: Any, field: str) -> str:
         name = str(value)
@@ -329,6 +328,20 @@ class Mapper:
             return {str(k): v for k, v in flags.items()}
         self._report("invalid_override", "custom_flags")
         return {}
+
+
+#: An event's JSON, written from a template: json's encoder takes longer to set up than this
+#: takes to fill (0.4 against 1.4 µs an event). ``custom_attributes`` arrive as JSON text.
+_EVENT = (
+    '{{"event_type":"{}","data":{{"timestamp_unixtime_ms":{},"source_message_id":{},{},'
+    '"custom_attributes":{}}}}}'
+)
+_quote = encode_basestring
+
+
+def _members(value: dict[str, Any]) -> str:
+    """An object's members as JSON, without the braces."""
+    return wire_json(value)[1:-1]
 
 
 def _email(traits: Any) -> Optional[str]:

@@ -57,10 +57,16 @@ def iso_utc(value: dt.datetime) -> str:
     """A datetime as ISO-8601 in UTC with milliseconds, e.g. ``2024-01-02T03:04:05.678+00:00``."""
     if value.tzinfo is not _UTC:  # most callers already use UTC: skip the conversion then
         value = guess_timezone(value).astimezone(_UTC)
-    # What isoformat(timespec="milliseconds") writes, in two thirds of its time (an f-string is slower).
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03d+00:00" % (  # noqa: UP031
-        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond // 1000
+    # What isoformat(timespec="milliseconds") writes, in under two thirds of its time.
+    two, three = _TWO_DIGITS, _THREE_DIGITS
+    return (
+        f"{value.year:04d}-{two[value.month]}-{two[value.day]}T{two[value.hour]}:{two[value.minute]}:"
+        f"{two[value.second]}.{three[value.microsecond // 1000]}+00:00"
     )
+
+
+_TWO_DIGITS = [f"{n:02d}" for n in range(60)]
+_THREE_DIGITS = [f"{n:03d}" for n in range(1000)]
 
 
 def to_json(value: object) -> Any:
