@@ -44,11 +44,15 @@ class Rejected(NamedTuple):
 class _User:
     """What the messages sharing one key add up to."""
 
+    __slots__ = ("attributes", "deleted", "event_sources", "events", "profile_sources")
+
     def __init__(self) -> None:
         self.attributes: dict[str, Any] = {}
         self.deleted: dict[str, None] = {}  # an ordered set
         self.profile_sources: list[Snapshot] = []
-        self.events: list[tuple[bytes, Snapshot]] = []
+        # Two lists, not one of pairs: a pair per event would be one more object for the GC to track.
+        self.events: list[bytes] = []
+        self.event_sources: list[Snapshot] = []
 
     def add(self, mapped: Mapped) -> None:
         for name, value in mapped.attributes.items():
@@ -61,7 +65,8 @@ class _User:
         if mapped.event is None:
             self.profile_sources.append(mapped.source)
         else:
-            self.events.append((mapped.event, mapped.source))
+            self.events.append(mapped.event)
+            self.event_sources.append(mapped.source)
 
 
 def build_batches(
@@ -115,7 +120,7 @@ def _split_user(
         head, sources = rest_head, []
     events: list[bytes] = []
     size = framing + len(head)
-    for event, message in user.events:
+    for event, message in zip(user.events, user.event_sources):
         extra = len(event) + (1 if events else 0)
         if size + extra > max_bytes and (events or sources):
             batches.append(_batch(opening, head, events, sources))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional
 
 from .batching import Batch, build_batches, pack_requests, request_body
@@ -81,28 +81,16 @@ class Delivery:
         ``sync``: running on the caller's thread (``sync_mode``), so raise the first
         give-up's error as Segment does, and never step aside for other threads.
         """
-        mapped: list[Mapped] = []
         too_recent: list[Snapshot] = []
-        cutoff = time.time() * 1000 - HISTORICAL_MIN_AGE_MS if self._historical else None
-        for count, message in enumerate(messages, 1):
-            if count % STEP == 0 and not sync:
-                self._make_way()
-            try:
-                item = self._mapper.map(message)
-            except Exception as exc:  # a mapping bug must cost one message, never the thread
-                log.exception("could not map a %s message", message.get("type"))
-                self.give_up([message], DeliveryError("mapping_error", repr(exc)), sync)
-                continue
-            if cutoff is not None and item.event is not None and unix_ms(message["timestamp"]) > cutoff:
-                too_recent.append(message)
-            else:
-                mapped.append(item)
+        # Mapped one by one as batching asks: nothing per message outlives its turn.
+        batches, rejected = build_batches(
+            self._map(messages, sync, too_recent),
+            environment=self._environment,
+            limit_attributes=self._limit_attributes,
+        )
         if too_recent:
             error = DeliveryError("too_recent", "the historical endpoint drops events under 72 hours old")
             self.give_up(too_recent, error, sync)
-        batches, rejected = build_batches(
-            mapped, environment=self._environment, limit_attributes=self._limit_attributes
-        )
         for sources, reason in rejected:
             self.give_up(sources, DeliveryError("oversize", reason), sync)
         if self._historical:
@@ -116,6 +104,23 @@ class Delivery:
             self._deliver(request, sync)
             if not sync:
                 self._make_way()
+
+    def _map(self, messages: Sequence[Snapshot], sync: bool, too_recent: list[Snapshot]) -> Iterator[Mapped]:
+        """The messages mapped; those the historical endpoint would drop go to ``too_recent``."""
+        cutoff = time.time() * 1000 - HISTORICAL_MIN_AGE_MS if self._historical else None
+        for count, message in enumerate(messages, 1):
+            if count % STEP == 0 and not sync:
+                self._make_way()
+            try:
+                item = self._mapper.map(message)
+            except Exception as exc:  # a mapping bug must cost one message, never the thread
+                log.exception("could not map a %s message", message.get("type"))
+                self.give_up([message], DeliveryError("mapping_error", repr(exc)), sync)
+                continue
+            if cutoff is not None and item.event is not None and unix_ms(message["timestamp"]) > cutoff:
+                too_recent.append(message)
+            else:
+                yield item
 
     def stopped(self) -> None:
         """After a shutdown: say the held-back loss counts, release the pooled connections.
