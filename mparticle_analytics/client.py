@@ -33,6 +33,8 @@ from .worker import MessageQueue, Worker
 log = logging.getLogger("mparticle_analytics")
 
 ID_TYPES = (numbers.Number, str)
+#: The same check, ``str`` first: ``numbers.Number`` is an ABC, slow to test.
+_ID_CHECK = (str, numbers.Number)
 #: Segment's per-message limit: a message whose JSON is larger raises ``RuntimeError``.
 MAX_MSG_SIZE = 32 << 10
 ENVIRONMENTS = ("production", "development")
@@ -48,10 +50,13 @@ _debug_handler = logging.StreamHandler()
 _JSON = json.JSONEncoder(default=to_json)
 
 
-def require(name: str, field: Any, data_type: Any) -> None:
-    """Segment's argument check, with its exact message."""
-    if not isinstance(field, data_type):
-        raise AssertionError(f"{name} must have {data_type}, got: {field}")
+def wrong_type(name: str, field: Any, data_type: Any) -> AssertionError:
+    """The error of Segment's argument check (its ``require``), with its exact message.
+
+    Callers check with ``isinstance`` themselves: a call per check costs more
+    than the check, and every ``track()`` makes six.
+    """
+    return AssertionError(f"{name} must have {data_type}, got: {field}")
 
 
 def stringify_id(value: Any) -> Optional[str]:
@@ -135,9 +140,10 @@ class Client:
             spend delivering what is queued.
         """
         write_key, secret = _credentials(write_key, secret)
-        require("write_key", write_key, str)
-        if send:
-            require("secret", secret, str)
+        if not isinstance(write_key, str):
+            raise wrong_type("write_key", write_key, str)
+        if send and not isinstance(secret, str):
+            raise wrong_type("secret", secret, str)
         for name, value in (("max_total_backoff_duration", max_total_backoff_duration),
                             ("max_rate_limit_duration", max_rate_limit_duration)):
             if value is None or value < 0:
@@ -207,8 +213,10 @@ class Client:
         traits = traits or {}
         context = context or {}
         integrations = integrations or {}
-        require("user_id or anonymous_id", user_id or anonymous_id, ID_TYPES)
-        require("traits", traits, dict)
+        if not isinstance(user_id or anonymous_id, _ID_CHECK):
+            raise wrong_type("user_id or anonymous_id", user_id or anonymous_id, ID_TYPES)
+        if not isinstance(traits, dict):
+            raise wrong_type("traits", traits, dict)
         return self._enqueue({
             "integrations": integrations, "anonymousId": anonymous_id, "timestamp": timestamp,
             "context": context, "type": "identify", "userId": user_id, "traits": traits,
@@ -221,9 +229,12 @@ class Client:
         properties = properties or {}
         context = context or {}
         integrations = integrations or {}
-        require("user_id or anonymous_id", user_id or anonymous_id, ID_TYPES)
-        require("properties", properties, dict)
-        require("event", event, str)
+        if not isinstance(user_id or anonymous_id, _ID_CHECK):
+            raise wrong_type("user_id or anonymous_id", user_id or anonymous_id, ID_TYPES)
+        if not isinstance(properties, dict):
+            raise wrong_type("properties", properties, dict)
+        if not isinstance(event, str):
+            raise wrong_type("event", event, str)
         return self._enqueue({
             "integrations": integrations, "anonymousId": anonymous_id, "properties": properties,
             "timestamp": timestamp, "context": context, "userId": user_id, "type": "track",
@@ -234,8 +245,10 @@ class Client:
               timestamp: Any = None, integrations: Any = None, message_id: Any = None) -> Result:
         context = context or {}
         integrations = integrations or {}
-        require("previous_id", previous_id, ID_TYPES)
-        require("user_id", user_id, ID_TYPES)
+        if not isinstance(previous_id, _ID_CHECK):
+            raise wrong_type("previous_id", previous_id, ID_TYPES)
+        if not isinstance(user_id, _ID_CHECK):
+            raise wrong_type("user_id", user_id, ID_TYPES)
         return self._enqueue({
             "integrations": integrations, "previousId": previous_id, "timestamp": timestamp,
             "context": context, "userId": user_id, "type": "alias", "messageId": message_id,
@@ -247,9 +260,12 @@ class Client:
         traits = traits or {}
         context = context or {}
         integrations = integrations or {}
-        require("user_id or anonymous_id", user_id or anonymous_id, ID_TYPES)
-        require("group_id", group_id, ID_TYPES)
-        require("traits", traits, dict)
+        if not isinstance(user_id or anonymous_id, _ID_CHECK):
+            raise wrong_type("user_id or anonymous_id", user_id or anonymous_id, ID_TYPES)
+        if not isinstance(group_id, _ID_CHECK):
+            raise wrong_type("group_id", group_id, ID_TYPES)
+        if not isinstance(traits, dict):
+            raise wrong_type("traits", traits, dict)
         return self._enqueue({
             "integrations": integrations, "anonymousId": anonymous_id, "timestamp": timestamp,
             "groupId": group_id, "context": context, "userId": user_id, "traits": traits,
@@ -275,12 +291,14 @@ class Client:
         properties = properties or {}
         context = context or {}
         integrations = integrations or {}
-        require("user_id or anonymous_id", user_id or anonymous_id, ID_TYPES)
-        require("properties", properties, dict)
-        if name:
-            require("name", name, str)
-        if category:
-            require("category", category, str)
+        if not isinstance(user_id or anonymous_id, _ID_CHECK):
+            raise wrong_type("user_id or anonymous_id", user_id or anonymous_id, ID_TYPES)
+        if not isinstance(properties, dict):
+            raise wrong_type("properties", properties, dict)
+        if name and not isinstance(name, str):
+            raise wrong_type("name", name, str)
+        if category and not isinstance(category, str):
+            raise wrong_type("category", category, str)
         return self._enqueue({
             "integrations": integrations, "anonymousId": anonymous_id, "properties": properties,
             "timestamp": timestamp, "category": category, "context": context, "userId": user_id,
@@ -289,15 +307,18 @@ class Client:
 
     def _enqueue(self, msg: Message) -> Result:
         """The steps every call shares: defaults, checks, snapshot, then queue or send now."""
-        require("integrations", msg["integrations"], dict)
+        if not isinstance(msg["integrations"], dict):
+            raise wrong_type("integrations", msg["integrations"], dict)
         timestamp = msg["timestamp"]
         if timestamp is None:
             msg["timestamp"] = now_iso()
         else:
-            require("timestamp", timestamp, dt.datetime)
+            if not isinstance(timestamp, dt.datetime):
+                raise wrong_type("timestamp", timestamp, dt.datetime)
             msg["timestamp"] = guess_timezone(timestamp).isoformat(timespec="milliseconds")
         context = msg["context"]
-        require("context", context, dict)
+        if not isinstance(context, dict):
+            raise wrong_type("context", context, dict)
         message_id = msg["messageId"]
         msg["messageId"] = uuid4() if message_id is None else stringify_id(message_id)
         msg["userId"] = stringify_id(msg.get("userId"))
@@ -319,7 +340,6 @@ class Client:
             self._delivery.send([snapshot], sync=True)
             return True, msg
         if self._worker.put(snapshot):
-            self._stats.add("queued")
             return True, msg
         self._stats.dropped("queue_full", detail=": mparticle-analytics queue is full")
         return False, msg
@@ -354,7 +374,7 @@ class Client:
     def stats(self) -> dict[str, object]:
         """Counters: ``queued``, ``delivered``, ``retried``, ``dropped`` (events, by reason)
         and ``values`` (attribute values truncated or left out, by kind)."""
-        return self._stats.snapshot()
+        return self._stats.snapshot(queued=self._worker.queued)
 
     @property
     def queue(self) -> MessageQueue[Snapshot]:

@@ -2,6 +2,9 @@
 
 Every event a client accepts (``queued``) ends as exactly one of ``delivered``
 or ``dropped`` (by reason); a full queue is the one drop that was never queued.
+The queue counts what it accepts itself, so a call takes no lock here. A
+forked child starts from zero: it counts its own events, as its queue holds
+only its own.
 Attribute values that were truncated or left out while mapping are counted
 apart, under ``values``, by kind: the event carrying them was still sent.
 Warnings about losses are logged at most once a minute per
@@ -17,6 +20,8 @@ import time
 from collections import Counter
 from typing import Callable
 
+from .hooks import after_fork_in_child
+
 log = logging.getLogger("mparticle_analytics")
 
 #: Seconds between two warnings about the same reason.
@@ -27,8 +32,12 @@ class Stats:
     """Thread-safe counters: ``queued``, ``delivered``, ``retried``, ``dropped`` and ``values``."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._lock = threading.Lock()
         self._clock = clock
+        self._reset()
+        after_fork_in_child(self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()  # in a child, the parent's may have been held at the fork
         self._totals: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter()
         self._values: Counter[str] = Counter()
@@ -37,7 +46,7 @@ class Stats:
         self._templates: dict[str, str] = {}
 
     def add(self, name: str, count: int = 1) -> None:
-        """Count ``queued``, ``delivered`` or ``retried`` events."""
+        """Count ``queued`` (in sync mode), ``delivered`` or ``retried`` events."""
         with self._lock:
             self._totals[name] += count
 
@@ -53,11 +62,14 @@ class Stats:
             self._values[reason] += 1
         self._warn(reason, 1, f"{{count}} attribute value(s) {reason.replace('_', ' ')}, last: {name!r}")
 
-    def snapshot(self) -> dict[str, object]:
-        """A copy of every counter, e.g. ``{"queued": 3, ..., "dropped": {"queue_full": 1}}``."""
+    def snapshot(self, queued: int) -> dict[str, object]:
+        """A copy of every counter, e.g. ``{"queued": 3, ..., "dropped": {"queue_full": 1}}``.
+
+        :param queued: the events the queue accepted.
+        """
         with self._lock:
             return {
-                "queued": self._totals["queued"],
+                "queued": self._totals["queued"] + queued,
                 "delivered": self._totals["delivered"],
                 "retried": self._totals["retried"],
                 "dropped": dict(self._dropped),

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import base64
 import gzip as gzip_module
-import os
 import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional, Protocol
 
 import requests
 
+from .hooks import after_fork_in_child
 from .version import VERSION
 
 USER_AGENT = f"mparticle-analytics-python/{VERSION}"
@@ -86,8 +85,7 @@ class HTTPTransport:
             self._headers["Content-Encoding"] = "gzip"
         self._session: Optional[requests.Session] = None
         self._lock = threading.Lock()
-        ref = weakref.WeakMethod(self._forget_session)
-        os.register_at_fork(after_in_child=lambda: _call(ref))
+        after_fork_in_child(self._forget_session)
 
     def send(self, body: bytes) -> Response:
         data = gzip_module.compress(body) if self._gzip else body
@@ -121,10 +119,3 @@ class HTTPTransport:
 
     def __repr__(self) -> str:
         return f"HTTPTransport({self.url!r})"
-
-
-def _call(ref: weakref.WeakMethod[Any]) -> None:
-    """Run a weakly held at-fork hook, if its object still exists."""
-    method = ref()
-    if method is not None:
-        method()

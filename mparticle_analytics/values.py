@@ -149,7 +149,7 @@ def now_iso() -> str:
     if second != cached:
         text = iso_utc(dt.datetime.fromtimestamp(second, _UTC))[:19]  # up to the seconds
         _second_text = (second, text)
-    return f"{text}.{int((now - second) * 1000):03d}+00:00"
+    return f"{text}.{_THREE_DIGITS[int((now - second) * 1000)]}+00:00"
 
 
 _second_text = (-1, "")

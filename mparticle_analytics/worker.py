@@ -13,16 +13,15 @@ state change; nothing polls.
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import os
 import threading
 import time
-import weakref
 from collections import deque
-from typing import Any, Callable, Generic, Optional, TypeVar
+from typing import Callable, Generic, Optional, TypeVar
 
 from .errors import DeliveryError
+from .hooks import after_fork_in_child, weak_hook
 
 log = logging.getLogger("mparticle_analytics")
 
@@ -87,8 +86,7 @@ class Worker(Generic[Item]):
         self._exit_timeout = exit_timeout
         self._exit_hook: Optional[Callable[[], None]] = None
         self._reset()
-        ref = weakref.WeakMethod(self._reset)
-        os.register_at_fork(after_in_child=functools.partial(_call_weak, ref))
+        after_fork_in_child(self._reset)
 
     def _reset(self) -> None:
         """Fresh state: at construction, and in a forked child (whose parent's items are not its own)."""
@@ -109,6 +107,11 @@ class Worker(Generic[Item]):
     @property
     def threads(self) -> list[threading.Thread]:
         return list(self._threads)
+
+    @property
+    def queued(self) -> int:
+        """Items ``put`` accepted (since the fork, in a forked child)."""
+        return self._enqueued
 
     # -- the caller's side -----------------------------------------------------------------------
 
@@ -240,7 +243,7 @@ class Worker(Generic[Item]):
                 self._threads.append(thread)
             started = bool(self._threads)
         if started and self._exit_hook is None:
-            self._exit_hook = functools.partial(_call_weak, weakref.WeakMethod(self._at_exit))
+            self._exit_hook = weak_hook(self._at_exit)
             atexit.register(self._exit_hook)
         return started
 
@@ -324,10 +327,3 @@ class Worker(Generic[Item]):
         if self.queue.items:
             log.info("delivering %d queued event(s) before exit", len(self.queue.items))
         self.shutdown(self._exit_timeout)
-
-
-def _call_weak(ref: weakref.WeakMethod[Any]) -> None:
-    """Run a weakly held hook (at fork, at exit) if its object still exists."""
-    method = ref()
-    if method is not None:
-        method()

@@ -336,7 +336,7 @@ def _child_track(client: Client, conn: Any) -> None:
     """In a forked child: the parent's queue is not inherited; the child's own events go out."""
     inherited = client.queue.qsize()
     ids = send(client, 10, user="child")
-    conn.send((inherited, ids, client.flush(10)))
+    conn.send((inherited, ids, client.flush(10), client.stats()))
     conn.close()
 
 
@@ -347,7 +347,8 @@ def test_fork_gives_the_child_a_fresh_queue_and_sends_nothing_twice(
     parent_ids = send(client, 50, user="parent")
     assert client.queue.qsize() == 50
     reader, writer = multiprocessing.Pipe(duplex=False)
-    pid = os.fork()
+    with client._stats._lock:  # as if a delivery thread were counting at the moment of the fork
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 0
         try:
@@ -355,9 +356,11 @@ def test_fork_gives_the_child_a_fresh_queue_and_sends_nothing_twice(
         except BaseException:
             code = 1
         os._exit(code)
-    inherited, child_ids, flushed = reader.recv()
+    inherited, child_ids, flushed, child_stats = reader.recv()
     os.waitpid(pid, 0)
     assert inherited == 0 and flushed
+    # the child counts its own events only
+    assert child_stats == {"queued": 10, "delivered": 10, "retried": 0, "dropped": {}, "values": {}}
     assert client.flush(10)
     assert_delivered_once(server, parent_ids + child_ids)
 
