@@ -118,8 +118,12 @@ def _split_user(
     if framing + len(head) > max_bytes:
         rejected.append(Rejected(sources, "user attributes exceed mParticle's 128 KB batch limit"))
         head, sources = rest_head, []
-    events: list[bytes] = []
     size = framing + len(head)
+    if size + sum(map(len, user.events)) + len(user.events) - 1 <= max_bytes:  # the usual case: one batch
+        if user.events or sources:
+            batches.append(_batch(opening, head, user.events, sources + user.event_sources))
+        return
+    events: list[bytes] = []
     for event, message in zip(user.events, user.event_sources):
         extra = len(event) + (1 if events else 0)
         if size + extra > max_bytes and (events or sources):

@@ -108,7 +108,7 @@ class Mapper:
         kind = msg["type"]
         context = read(msg, "context")
         options = mparticle_options(read(msg, "integrations"))
-        traits = read(msg, "traits")
+        traits = read(msg, "traits")  # identify and group only
         identities = self._identities(msg, traits if kind == "identify" else {}, context, options)
         event: Optional[bytes] = None
         attributes: dict[str, Any] = {}
@@ -132,7 +132,7 @@ class Mapper:
             identities["customer_id"] = msg["userId"]
         if msg.get("anonymousId") is not None and self._anonymous:
             identities[self._anonymous] = msg["anonymousId"]
-        email = _email(traits) or _email(context.get("traits"))
+        email = (_email(traits) or _email(context.get("traits"))) if traits or context else None
         if email:
             identities["email"] = email
         extra = options.get("user_identities") if options else None
