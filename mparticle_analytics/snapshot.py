@@ -30,6 +30,9 @@ Snapshot = dict[str, Any]
 _EMPTY = "{}"
 #: What ``, "library": {...}`` adds to the context as Segment writes it.
 _LIBRARY_SIZE = len(json.dumps({"library": LIBRARY}))
+#: Each field's share besides its value's characters: the longest key with its quotes,
+#: ": " and ", ", and a string's quotes or "null".
+_PER_FIELD = len('"integrations": null, ')
 
 
 def take(message: dict[str, Any]) -> tuple[Snapshot, int]:
@@ -42,18 +45,17 @@ def take(message: dict[str, Any]) -> tuple[Snapshot, int]:
     garbage collector.
     """
     snapshot: Snapshot = {}
-    size = _LIBRARY_SIZE
+    size = _LIBRARY_SIZE + _PER_FIELD * len(message)
     for key, value in message.items():
-        if key in OBJECTS:
+        if value.__class__ is str:  # "\u001f" for a control character
+            size += len(value) * (6 if value.isascii() else 12)
+        elif key in OBJECTS:
             value = json_text(value) if value else _EMPTY
             # json.dumps adds a space after each comma and colon, each of which follows
             # another character; a character escaped takes at most 12 ("\ud83d\ude00").
             size += len(value) * (2 if value.isascii() else 12)
-        elif value.__class__ is str:
-            size += len(value) * (6 if value.isascii() else 12) + 2  # "\u001f" for a control character
-        else:  # None, or an id given as a number
-            size += 4 if value is None else len(json_text(value))
-        size += len(key) + 6  # quotes, ": " and ", " (the last one's stands for the braces)
+        elif value is not None:  # an id given as a number
+            size += len(json_text(value))
         snapshot[key] = value
     return snapshot, size
 

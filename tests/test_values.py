@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mparticle_analytics import Client
 from mparticle_analytics.snapshot import read, restore, take
 from mparticle_analytics.values import (
     Attributes,
@@ -96,6 +97,24 @@ def test_the_bound_is_never_below_the_json_size_segment_checks(value: dict[Any, 
     message = _message(value, {"ip": "1.2.3.4", "é": "😀"})
     _, bound = take(message)
     assert bound >= _segment_size(message)
+
+
+def test_the_bound_holds_for_every_call_type() -> None:
+    client = Client("key", send=False)
+    long = "é\x01" * 50
+    calls = [
+        lambda: client.identify(long, {"k": long}, {"ip": long}, anonymous_id=long, integrations={"a": True}),
+        lambda: client.track(long, long, {"k": long}, {"ip": long}, anonymous_id=long, message_id=long),
+        lambda: client.page(long, long, long, {"k": long}, anonymous_id=long),
+        lambda: client.screen(long, long, long, {"k": long}, anonymous_id=long),
+        lambda: client.group(long, 10**30, {"k": long}, anonymous_id=long),
+        lambda: client.alias(long, long),
+    ]
+    for call in calls:
+        _, returned = call()
+        message = {**returned, "context": {k: v for k, v in returned["context"].items() if k != "library"}}
+        _, bound = take(message)
+        assert bound >= _segment_size(message), returned["type"]
 
 
 def test_restore_gives_the_message_the_call_returned() -> None:
