@@ -206,15 +206,17 @@ class Worker(Generic[Item]):
         thread at a time, so a delivery thread mapping a backlog slows every
         ``track()`` made meanwhile; stepping aside lets a burst of calls run at
         full speed, and the backlog is delivered as soon as the calls pause. Not
-        while a flush or shutdown waits, nor when the queue is half full.
+        while a flush or shutdown waits, nor when the queue is half full; a flush
+        or shutdown that starts meanwhile ends the pause.
         """
         enqueued = self._enqueued
         if enqueued == self._seen:
             return
         self._seen = enqueued
         room = not self._max_queue_size or len(self.queue.items) * 2 < self._max_queue_size
-        if room and not self._closing and self._flush_upto <= self._taken:
-            time.sleep(MAKE_WAY_SECONDS)
+        with self._lock:
+            if room and not self._closing and self._flush_upto <= self._settled():
+                self._changed.wait(MAKE_WAY_SECONDS)
 
     def sleep(self, seconds: float) -> bool:
         """Wait before a retry; False, at once, if a shutdown needs the thread back sooner."""
