@@ -279,7 +279,7 @@ class Mapper:
         flags = self._custom_flags(options) if options else None
         if flags:
             extra["custom_flags"] = flags
-        location = context.get("location")
+        location = context.get("location") if context else None
         if isinstance(location, dict) and _number(location.get("latitude")) and _number(
             location.get("longitude")
         ):
@@ -313,7 +313,7 @@ class Mapper:
         return name
 
     def _custom_event_type(self, options: dict[str, Any], event: str) -> str:
-        value = options.get("custom_event_type")
+        value = options.get("custom_event_type") if options else None
         if value in CUSTOM_EVENT_TYPES:
             return str(value)
         if value is not None:
