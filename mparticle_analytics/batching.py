@@ -13,7 +13,7 @@ from typing import Any, Callable, NamedTuple
 from .ids import uuid4
 from .mapping import Mapped
 from .snapshot import Snapshot
-from .values import dumps
+from .values import dumps, utf8
 
 #: mParticle's limits (wire.md "Limits").
 MAX_BATCH_BYTES = 131_072
@@ -105,7 +105,7 @@ def _split_user(
     rejected: list[Rejected],
 ) -> None:
     """Fill the user's batches in order; ``opening`` is everything before the request id."""
-    facts = key[1:-1].encode()
+    facts = utf8(key[1:-1])
     profile: dict[str, Any] = {}
     if user.attributes:
         profile["user_attributes"] = limit_attributes(user.attributes)

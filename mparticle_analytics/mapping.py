@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Optional
 
 from . import commerce
 from .snapshot import Snapshot, read
-from .values import MAX_NAME_LENGTH, Attributes, Report, wire_json
+from .values import MAX_NAME_LENGTH, Attributes, Report, utf8, wire_json
 
 #: ``custom_event_type`` values mParticle's schema accepts.
 CUSTOM_EVENT_TYPES = frozenset(
@@ -286,9 +286,9 @@ class Mapper:
             extra["location"] = {"latitude": location["latitude"], "longitude": location["longitude"]}
         if extra:
             fields.append(_members(extra))
-        return _EVENT.format(
+        return utf8(_EVENT.format(
             event_type, unix_ms(msg["timestamp"]), _quote(msg["messageId"]), ",".join(fields), attributes
-        ).encode()
+        ))
 
     def _track(self, name: str, msg: Snapshot, options: dict[str, Any]) -> tuple[str, list[str], str]:
         """A commerce event for e-commerce spec events (§4), else a custom event.

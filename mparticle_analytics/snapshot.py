@@ -40,22 +40,23 @@ def take(message: dict[str, Any]) -> tuple[Snapshot, int]:
 
     The bound is never below the length Segment's 32 KB check measures
     (``json.dumps`` of the message with its library context), so only a
-    message whose bound passes the limit needs that check written out. Built
-    by inserting only strings and numbers, the snapshot is never tracked by the
-    garbage collector.
+    message whose bound passes the limit needs that check written out. Holding
+    only strings and numbers, the snapshot is never tracked by the garbage
+    collector.
     """
     snapshot: Snapshot = {}
     size = _LIBRARY_SIZE + _PER_FIELD * len(message)
     for key, value in message.items():
-        if value.__class__ is str:  # "\u001f" for a control character
+        if value.__class__ is str:  # most fields; "\u001f" for a control character
             size += len(value) * (6 if value.isascii() else 12)
         elif key in OBJECTS:
             value = json_text(value) if value else _EMPTY
-            # json.dumps adds a space after each comma and colon, each of which follows
-            # another character; a character escaped takes at most 12 ("\ud83d\ude00").
-            size += len(value) * (2 if value.isascii() else 12)
-        elif value is not None:  # an id given as a number
-            size += len(json_text(value))
+            # json.dumps adds a space after each comma and colon, each of which follows another
+            # character, and escapes DEL and any character past ASCII (at most "\ud83d\ude00").
+            size += (len(value) * 2 + value.count("\x7f") * 5) if value.isascii() else len(value) * 12
+        elif value is not None:  # a str subclass, or an id given as a number: as JSON has it
+            value = parse(json_text(value))
+            size += len(json_text(value)) * 12
         snapshot[key] = value
     return snapshot, size
 

@@ -43,7 +43,7 @@ class Stats:
         self._values: Counter[str] = Counter()
         self._unlogged: Counter[str] = Counter()
         self._last_warning: dict[str, float] = {}
-        self._templates: dict[str, str] = {}
+        self._wording: dict[str, str] = {}  # what follows the count in each reason's warning
 
     def add(self, name: str, count: int = 1) -> None:
         """Count ``queued`` (in sync mode), ``delivered`` or ``retried`` events."""
@@ -54,13 +54,13 @@ class Stats:
         """Count events that will never be delivered, and warn (rate-limited)."""
         with self._lock:
             self._dropped[reason] += count
-        self._warn(reason, count, f"{{count}} event(s) dropped ({reason}){detail}")
+        self._warn(reason, count, f" event(s) dropped ({reason}){detail}")
 
     def value(self, reason: str, name: str) -> None:
         """Count an attribute value truncated or left out while mapping (``Attributes`` reports here)."""
         with self._lock:
             self._values[reason] += 1
-        self._warn(reason, 1, f"{{count}} attribute value(s) {reason.replace('_', ' ')}, last: {name!r}")
+        self._warn(reason, 1, f" attribute value(s) {reason.replace('_', ' ')}, last: {name!r}")
 
     def snapshot(self, queued: int) -> dict[str, object]:
         """A copy of every counter, e.g. ``{"queued": 3, ..., "dropped": {"queue_full": 1}}``.
@@ -79,19 +79,20 @@ class Stats:
     def flush_warnings(self) -> None:
         """Log every count still held back by the rate limit (at shutdown, nothing stays unsaid)."""
         with self._lock:
-            pending = [(reason, count, self._templates[reason]) for reason, count in self._unlogged.items()]
+            pending = [(count, self._wording[reason]) for reason, count in self._unlogged.items()]
             self._unlogged.clear()
-        for _, count, template in pending:
-            log.warning(template.format(count=count))
+        for count, wording in pending:
+            log.warning("%d%s", count, wording)
 
-    def _warn(self, reason: str, count: int, template: str) -> None:
+    def _warn(self, reason: str, count: int, wording: str) -> None:
+        """Log ``count`` and ``wording``; never ``str.format`` it: details quote servers and callers."""
         now = self._clock()
         with self._lock:
             self._unlogged[reason] += count
-            self._templates[reason] = template
+            self._wording[reason] = wording
             last = self._last_warning.get(reason)
             if last is not None and now - last < WARN_EVERY:
                 return
             self._last_warning[reason] = now
             pending = self._unlogged.pop(reason)
-        log.warning(template.format(count=pending))
+        log.warning("%d%s", pending, wording)

@@ -123,17 +123,38 @@ def json_text(value: Any) -> str:
 
     Raises what ``json.dumps`` raises: ``TypeError`` for a key JSON cannot
     have, ``ValueError`` for an int too long to write, and ``ValueError`` for a
-    circular reference (or nesting deeper than the recursion limit).
+    circular reference or nesting deeper than about 900 levels (Python's
+    recursion limit; flattening on the delivery thread would fail on it).
+    Keys that JSON writes alike (``1`` and ``"1"``) keep the last value, as a
+    JSON reader keeps it: the text never holds a key twice.
     """
     try:
-        return _CALLER_JSON(value)
+        text = _CALLER_JSON(value)
     except RecursionError:
         raise ValueError("Circular reference detected (or nesting too deep to write)") from None
+    if isinstance(value, dict) and not _str_keys(value):
+        text = _CALLER_JSON(parse(text))
+    return text
+
+
+def _str_keys(value: dict[Any, Any]) -> bool:
+    """Whether every key is a string, found in one C call."""
+    try:
+        "".join(value)
+    except TypeError:
+        return False
+    return True
 
 
 def dumps(value: Any) -> bytes:
     """``wire_json`` as the UTF-8 bytes a request carries."""
-    return wire_json(value).encode()
+    return utf8(wire_json(value))
+
+
+def utf8(text: str) -> bytes:
+    """JSON text as UTF-8. A lone surrogate, which UTF-8 cannot hold, is written as its
+    JSON escape (``\\udc80``), as ``json.dumps`` writes it, instead of failing the batch."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 def now_iso() -> str:
@@ -155,16 +176,22 @@ def now_iso() -> str:
 _second_text = (-1, "")
 
 
-#: A key longer than mParticle allows, in compact JSON (an escape counts as its length: it may overcount).
-_LONG_KEY = re.compile(r'"(?:[^"\\]|\\.){' + str(MAX_NAME_LENGTH + 1) + r',}":')
+#: A key longer than mParticle allows, in a flat object's compact JSON (an escape counts as its
+#: length, which can only overcount): the first key, or one after a comma. A quote after "{" or ","
+#: starts a key, as a string's content never holds one unescaped; the literal "," lets the search
+#: skip ahead, in time proportional to the text.
+_LONG_NAME = r'"(?:[^"\\]|\\.){' + str(MAX_NAME_LENGTH + 1) + r',}":'
+_LONG_FIRST_KEY = re.compile("{" + _LONG_NAME)
+_LONG_KEY = re.compile("," + _LONG_NAME)
 
 
 def _unchanged_by_limits(text: str) -> bool:
     """Whether ``Attributes.event`` would return the object in this JSON text unchanged.
 
-    True for flat objects within mParticle's limits, decided from the text alone
-    in well under a microsecond. It may say False for an object that would pass
-    (a string value holding "{" or "NaN", say): that one only takes the longer way.
+    True for flat objects within mParticle's limits, decided from the text alone by
+    a few scans of it (half a microsecond for 200 characters, 6 µs for 4,000). It may
+    say False for an object that would pass (a string value holding "{" or "NaN",
+    say): that one only takes the longer way.
     """
     return (
         len(text) <= MAX_VALUE_LENGTH  # so no string in it is longer
@@ -173,7 +200,7 @@ def _unchanged_by_limits(text: str) -> bool:
         and "NaN" not in text
         and "Infinity" not in text
         and text.count(":") <= MAX_ATTRIBUTES
-        and (len(text) <= MAX_NAME_LENGTH or _LONG_KEY.search(text) is None)
+        and (len(text) <= MAX_NAME_LENGTH or not (_LONG_FIRST_KEY.match(text) or _LONG_KEY.search(text)))
     )
 
 

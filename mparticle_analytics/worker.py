@@ -29,6 +29,8 @@ log = logging.getLogger("mparticle_analytics")
 ROUND_FACTOR = 100
 #: How long a delivery thread steps aside for the application's calls (``make_way``).
 MAKE_WAY_SECONDS = 0.02
+#: ... unless the queue is at least 1/MAKE_WAY_UNTIL full: then calls are outpacing delivery.
+MAKE_WAY_UNTIL = 10
 #: Seconds a shutdown waits past its deadline for threads whose waits it just interrupted.
 SHUTDOWN_GRACE = 0.2
 
@@ -126,7 +128,7 @@ class Worker(Generic[Item]):
             items.append(item)
             self._enqueued += 1
             if len(items) == 1 or len(items) == self._batch_size:
-                self._changed.notify()
+                self._changed.notify_all()  # not only a thread pausing in make_way
         if len(self._threads) < self._thread_count:
             self._start()
         return True
@@ -206,14 +208,15 @@ class Worker(Generic[Item]):
         thread at a time, so a delivery thread mapping a backlog slows every
         ``track()`` made meanwhile; stepping aside lets a burst of calls run at
         full speed, and the backlog is delivered as soon as the calls pause. Not
-        while a flush or shutdown waits, nor when the queue is half full; a flush
-        or shutdown that starts meanwhile ends the pause.
+        while a flush or shutdown waits, nor once a tenth of the queue is filled
+        (calls arriving faster than the pauses let the thread deliver); a flush or
+        shutdown that starts meanwhile ends the pause.
         """
         enqueued = self._enqueued
         if enqueued == self._seen:
             return
         self._seen = enqueued
-        room = not self._max_queue_size or len(self.queue.items) * 2 < self._max_queue_size
+        room = not self._max_queue_size or len(self.queue.items) * MAKE_WAY_UNTIL < self._max_queue_size
         with self._lock:
             if room and not self._closing and self._flush_upto <= self._settled():
                 self._changed.wait(MAKE_WAY_SECONDS)
@@ -313,7 +316,10 @@ class Worker(Generic[Item]):
             self._process(chunk)
         except BaseException as exc:  # process reports its own failures; this is the last defence
             log.exception("delivery failed unexpectedly; %d event(s) not sent", len(chunk))
-            self._on_lost(chunk, exc)
+            try:
+                self._on_lost(chunk, exc)
+            except Exception:  # the last defence must not fail in turn and take the thread
+                log.exception("could not report %d lost event(s)", len(chunk))
             if not isinstance(exc, Exception):
                 raise  # the thread ends; the next put starts a new one
         finally:

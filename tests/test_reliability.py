@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any, Callable
 
 import pytest
-from conftest import KEY, SECRET, received
+from conftest import KEY, SECRET, events, received
 
 from mparticle_analytics import Client, DeliveryError
 from mparticle_analytics.devserver import DevServer
@@ -125,9 +125,13 @@ def test_an_answer_slower_than_timeout_is_retried_without_duplicates(
 class Seam:
     """A transport that forwards to the real one unless ``answer`` decides otherwise."""
 
-    def __init__(self, server: DevServer, answer: Callable[[bytes], Any]):
+    def __init__(
+        self, server: DevServer, answer: Callable[[bytes], Any],
+        text: str = '{"errors":[{"code":"BAD_REQUEST","message":"bad"}]}',
+    ):
         self.real = HTTPTransport(f"{server.url}/v2/bulkevents", KEY, SECRET, timeout=5)
         self.answer = answer
+        self.text = text
         self.bodies: list[bytes] = []
 
     def send(self, body: bytes) -> Response:
@@ -135,9 +139,7 @@ class Seam:
         verdict = self.answer(body)
         if isinstance(verdict, BaseException):
             raise verdict
-        return Response(verdict, {}, '{"errors":[{"code":"BAD_REQUEST","message":"bad"}]}') if verdict else (
-            self.real.send(body)
-        )
+        return Response(verdict, {}, self.text) if verdict else self.real.send(body)
 
     def close(self) -> None:
         self.real.close()
@@ -157,6 +159,26 @@ def test_a_400_on_a_multi_batch_request_is_halved_down_to_the_bad_batch(
     assert errors.calls[0][0].status == 400
     assert client.stats()["dropped"] == {"bad_request": 1}
     assert len(seam.bodies) <= 2 * 6 + 1  # halving costs about log2(40) requests per side
+
+
+def test_error_texts_with_braces_and_lone_surrogates_cost_only_their_own_events(
+    make_client: MakeClient, server: DevServer
+) -> None:
+    """Error details quote servers and callers: never read as format strings, never a crash."""
+    errors = Errors()
+    seam = Seam(server, lambda body: 400 if b"user-bad" in body else None, text='{"message": "bad {field}"}')
+    client = make_client(on_error=errors, upload_size=50, _transport=seam)
+    for n in range(10):
+        client.track("user-bad" if n == 3 else f"user-{n}", "Tested", {"n": n})
+    client.track("user-odd", "Odd \ud800", {"s": "\udc00"})
+    client.identify("user-odd", {"t": "\ud800 {x}"})
+    assert client.flush(10)
+    assert [m["userId"] for m in errors.messages] == ["user-bad"]
+    assert client.stats()["dropped"] == {"bad_request": 1}
+    assert client.stats()["delivered"] == 11
+    odd = [e["data"] for e in events(server) if e["data"].get("event_name", "").startswith("Odd")]
+    assert odd[0]["event_name"] == "Odd \ud800" and odd[0]["custom_attributes"] == {"s": "\udc00"}
+    assert all(thread.is_alive() for thread in client.consumers)
 
 
 def test_a_413_is_answered_by_splitting_the_request(make_client: MakeClient, server: DevServer) -> None:

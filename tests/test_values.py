@@ -101,7 +101,7 @@ def test_the_bound_is_never_below_the_json_size_segment_checks(value: dict[Any, 
 
 def test_the_bound_holds_for_every_call_type() -> None:
     client = Client("key", send=False)
-    long = "é\x01" * 50
+    long = "é\x01\x7f" * 50
     calls = [
         lambda: client.identify(long, {"k": long}, {"ip": long}, anonymous_id=long, integrations={"a": True}),
         lambda: client.track(long, long, {"k": long}, {"ip": long}, anonymous_id=long, message_id=long),
@@ -115,6 +115,27 @@ def test_the_bound_holds_for_every_call_type() -> None:
         message = {**returned, "context": {k: v for k, v in returned["context"].items() if k != "library"}}
         _, bound = take(message)
         assert bound >= _segment_size(message), returned["type"]
+
+
+def test_the_bound_counts_what_json_dumps_escapes_in_ascii_text() -> None:
+    message = _message({"note": "\x7f" * 5500})
+    _, bound = take(message)
+    assert bound >= _segment_size(message) > 32 * 1024
+
+
+class Name(str):
+    def __str__(self) -> str:
+        return "not what json writes"
+
+
+def test_top_level_values_are_held_as_json_has_them() -> None:
+    message = {
+        **_message({}), "userId": Name("é" * 6000), "event": Name("Signed Up"), "groupId": Decimal("1.50")
+    }
+    snapshot, bound = take(message)
+    assert type(snapshot["userId"]) is str and snapshot["event"] == "Signed Up" and snapshot["groupId"] == 1.5
+    assert bound >= _segment_size(message) > 32 * 1024
+    assert not gc.is_tracked(snapshot)
 
 
 def test_restore_gives_the_message_the_call_returned() -> None:
@@ -223,6 +244,12 @@ def test_event_json_holds_for_a_thousand_random_values() -> None:
         assert attributes.event_json(text) == _event_json_the_long_way(text)
 
 
+def test_keys_that_json_writes_alike_are_written_once_with_the_last_value() -> None:
+    text = json_text({1: "one", "1": "uno", None: "n", "null": "N", "plain": 1})
+    assert text == '{"1":"uno","null":"N","plain":1}'
+    assert Attributes(lambda reason, name: None).event_json(text) == text
+
+
 def test_flat_properties_within_the_limits_pass_as_the_same_text() -> None:
     text = json_text({"plan": "pro", "count": 3, "ratio": 0.5, "trial": False, "gone": None, "k" * 256: "v"})
     assert Attributes(lambda reason, name: None).event_json(text) is text
@@ -230,14 +257,18 @@ def test_flat_properties_within_the_limits_pass_as_the_same_text() -> None:
 
 @pytest.mark.parametrize("value", [
     {"k" * 257: "a key over 256 characters"},
+    {"first": 1, "k" * 257: "a long key after a comma"},
     {"k" * 200 + "\"" * 57: "a key over 256 characters once unescaped"},
+    {'a":' + "b" * 300: "a long key holding a quote and a colon"},
+    {"v": '"id","name"' + "x" * 300, "k" * 300: 1},
     {"v": "x" * 4097},
     {f"k{n}": n for n in range(101)},
     {"nan": float("nan")},
     {"nested": {"a": 1}},
     {"list": [1]},
     {"object": object()},
-], ids=["long key", "long escaped key", "long value", "101 attributes", "nan", "nested", "list",
+], ids=["long key", "long key after a comma", "long escaped key", "long key with a colon",
+        "long key after a quoting value", "long value", "101 attributes", "nan", "nested", "list",
         "unsupported"])
 def test_properties_that_the_limits_change_take_the_long_way(value: dict[str, Any]) -> None:
     text = json_text(value)

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from ..values import utf8
 from .api import ROUTES, AppState
 from .faults import Applied
 from .page import PAGE_HEADERS, page
@@ -269,7 +270,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send_json(self, status: int, document: Any, headers: Optional[Mapping[str, str]] = None) -> None:
-        data = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        data = utf8(json.dumps(document, ensure_ascii=False))
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)

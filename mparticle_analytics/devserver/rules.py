@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final, NamedTuple, Optional
 
+from ..values import utf8
 from .kinds import Problem, json_type
 
 EVENTS_PATH: Final = "/v2/events"
@@ -198,8 +199,7 @@ def check_batches(batches: list[dict[str, Any]], path: str) -> list[SizedBatch]:
 
 def batch_size(batch: dict[str, Any]) -> int:
     """A batch's size as mParticle's limit counts it: compact UTF-8 JSON bytes."""
-    compact = json.dumps(batch, separators=(",", ":"), ensure_ascii=False)
-    return len(compact.encode("utf-8"))
+    return len(utf8(json.dumps(batch, separators=(",", ":"), ensure_ascii=False)))
 
 
 def _check_events(batch: dict[str, Any], label: str) -> None:
