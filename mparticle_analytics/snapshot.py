@@ -46,19 +46,23 @@ def take(message: dict[str, Any]) -> tuple[Snapshot, int]:
     """
     snapshot: Snapshot = {}
     size = _LIBRARY_SIZE + _PER_FIELD * len(message)
+    chars = 0  # of the strings, each of which json.dumps writes in at most 12 per character
     for key, value in message.items():
-        if value.__class__ is str:  # most fields; "\u001f" for a control character
-            size += len(value) * (6 if value.isascii() else 12)
+        if value.__class__ is str:  # most fields
+            chars += len(value)
         elif key in OBJECTS:
-            value = json_text(value) if value else _EMPTY
-            # json.dumps adds a space after each comma and colon, each of which follows another
-            # character, and escapes DEL and any character past ASCII (at most "\ud83d\ude00").
-            size += (len(value) * 2 + value.count("\x7f") * 5) if value.isascii() else len(value) * 12
+            if value:
+                value = json_text(value)
+                # json.dumps adds a space after each comma and colon, each of which follows
+                # another character, and escapes DEL and any character past ASCII.
+                size += (len(value) * 2 + value.count("\x7f") * 5) if value.isascii() else len(value) * 12
+            else:
+                value = _EMPTY
         elif value is not None:  # a str subclass, or an id given as a number: as JSON has it
             value = parse(json_text(value))
-            size += len(json_text(value)) * 12
+            chars += len(json_text(value))
         snapshot[key] = value
-    return snapshot, size
+    return snapshot, size + 12 * chars
 
 
 def read(snapshot: Snapshot, field: str) -> dict[str, Any]:
