@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import json
 import re
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple, Optional
 
 from . import commerce
 from .snapshot import Snapshot, read
-from .values import MAX_NAME_LENGTH, Attributes, Report, utf8, wire_json
+from .values import MAX_NAME_LENGTH, Attributes, Report, compact_encoder, utf8, wire_json
 
 #: ``custom_event_type`` values mParticle's schema accepts.
 CUSTOM_EVENT_TYPES = frozenset(
@@ -62,9 +61,11 @@ class Mapped(NamedTuple):
     source: Snapshot
 
 
-# Built once: ``json.dumps`` with options builds a new encoder on every call.
-_FACTS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+#: Batch keys: the facts as compact JSON with sorted keys, so equal facts give equal keys.
+_FACTS_JSON = compact_encoder(None, allow_nan=False, sort_keys=True)
 _MAX_CACHED_KEYS = 10_000
+#: Message types that carry an event.
+_EVENT_TYPES = frozenset({"track", "page", "screen"})
 #: Context keys that feed ``device_info``; server-side calls usually carry none of them.
 _DEVICE_CONTEXT = frozenset({"device", "userAgent", "os", "locale", "screen", "network"})
 #: Context keys that feed any batch-level fact.
@@ -97,7 +98,7 @@ class Mapper:
         self._ecommerce = ecommerce
         self._report = report
         self._attributes = Attributes(report)
-        self._keys: dict[tuple[tuple[str, Any], ...], str] = {}
+        self._keys: dict[tuple[Any, Any], str] = {}
 
     def map(self, msg: Snapshot) -> Mapped:
         """Map one snapshot (``snapshot.take``).
@@ -108,6 +109,8 @@ class Mapper:
         kind = msg["type"]
         context = read(msg, "context")
         options = mparticle_options(read(msg, "integrations"))
+        if kind in _EVENT_TYPES and not context and not options:
+            return Mapped(self._ids_key(msg), self._event(kind, msg, context, options), {}, msg)
         traits = read(msg, "traits")  # identify and group only
         identities = self._identities(msg, traits if kind == "identify" else {}, context, options)
         event: Optional[bytes] = None
@@ -167,16 +170,20 @@ class Mapper:
                 self._report("invalid_override", "mpid")
         if not _FACT_CONTEXT.isdisjoint(context):
             self._context_facts(context, facts)
-        if len(facts) != 1 or not identities:
-            return _FACTS.encode(facts)
-        # Most messages carry identities only, and the same few users recur: reuse their key.
-        key = tuple(identities.items())
-        cached = self._keys.get(key)
-        if cached is None:
+        return _FACTS_JSON(facts)
+
+    def _ids_key(self, msg: Snapshot) -> str:
+        """The batch key of an event without context or options: its ids decide it.
+
+        Most messages are such events, and the same few users recur: their keys are reused.
+        """
+        ids = (msg.get("userId"), msg.get("anonymousId"))
+        key = self._keys.get(ids)
+        if key is None:
             if len(self._keys) >= _MAX_CACHED_KEYS:
                 self._keys.clear()
-            cached = self._keys[key] = _FACTS.encode(facts)
-        return cached
+            key = self._keys[ids] = self._facts(self._identities(msg, {}, {}, {}), {}, {})
+        return key
 
     def _context_facts(self, context: dict[str, Any], facts: dict[str, Any]) -> None:
         ip = context.get("ip")

@@ -91,7 +91,9 @@ def to_json(value: object) -> Any:
     return {UNSUPPORTED: type(value).__name__}
 
 
-def _compact_encoder(default: Optional[Callable[[Any], Any]], *, allow_nan: bool) -> Callable[[Any], str]:
+def compact_encoder(
+    default: Optional[Callable[[Any], Any]], *, allow_nan: bool, sort_keys: bool = False
+) -> Callable[[Any], str]:
     """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, ...)``, built once.
 
     Why: ``json.dumps`` with options builds a new encoder on every call, a third
@@ -100,20 +102,21 @@ def _compact_encoder(default: Optional[Callable[[Any], Any]], *, allow_nan: bool
     Where the C accelerator is missing (PyPy), ``JSONEncoder`` does the same job.
     """
     encoder = json.JSONEncoder(
-        separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan, check_circular=False, default=default
+        separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan, check_circular=False,
+        sort_keys=sort_keys, default=default,
     )
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return encoder.encode
     encode = make(
-        None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, allow_nan
+        None, encoder.default, json.encoder.encode_basestring, None, ":", ",", sort_keys, False, allow_nan
     )
     return lambda value: "".join(encode(value, 0))
 
 
-_CALLER_JSON = _compact_encoder(to_json, allow_nan=True)
+_CALLER_JSON = compact_encoder(to_json, allow_nan=True)
 #: mParticle's wire JSON as text: compact, and never NaN (wire.md "Request").
-wire_json = _compact_encoder(None, allow_nan=False)
+wire_json = compact_encoder(None, allow_nan=False)
 #: ``json.loads``, with NaN and the infinities read as None (mParticle's JSON has no such numbers).
 parse: Callable[[str], Any] = json.JSONDecoder(parse_constant=lambda _: None).decode
 
