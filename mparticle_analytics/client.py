@@ -325,8 +325,11 @@ class Client:
         msg["anonymousId"] = stringify_id(msg.get("anonymousId"))
 
         snapshot, bound = take(msg)
-        # The caller's dict stays as it was; the returned library dict is the caller's to change.
-        msg["context"] = {**context, "library": dict(LIBRARY)}
+        # The returned library dict is the caller's to change.
+        if context:  # the caller's dict stays as it was
+            msg["context"] = {**context, "library": dict(LIBRARY)}
+        else:  # the call's own (``context or {}``)
+            context["library"] = dict(LIBRARY)
         if bound > MAX_MSG_SIZE:
             size = len(_JSON.encode(msg))
             if size > MAX_MSG_SIZE:

@@ -56,7 +56,7 @@ def guess_timezone(value: dt.datetime) -> dt.datetime:
 def iso_utc(value: dt.datetime) -> str:
     """A datetime as ISO-8601 in UTC with milliseconds, e.g. ``2024-01-02T03:04:05.678+00:00``."""
     if value.tzinfo is not _UTC:  # most callers already use UTC: skip the conversion then
-        value = guess_timezone(value).astimezone(_UTC)
+        value = (value if value.utcoffset() is not None else guess_timezone(value)).astimezone(_UTC)
     # What isoformat(timespec="milliseconds") writes, in under two thirds of its time.
     two, three = _TWO_DIGITS, _THREE_DIGITS
     return (
