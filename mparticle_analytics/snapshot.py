@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .values import json_text, parse
+from .values import json_text, one_per_key, parse
 from .version import LIBRARY
 
 #: The message fields held as JSON text.
@@ -41,8 +41,8 @@ def take(message: dict[str, Any]) -> tuple[Snapshot, int]:
     The bound is never below the length Segment's 32 KB check measures
     (``json.dumps`` of the message with its library context), so only a
     message whose bound passes the limit needs that check written out. Holding
-    only strings and numbers, the snapshot is never tracked by the garbage
-    collector.
+    strings and numbers, a snapshot is not tracked by the garbage collector
+    (unless a call passes an empty list or dict as a page's name or category).
     """
     snapshot: Snapshot = {}
     size = _LIBRARY_SIZE + _PER_FIELD * len(message)
@@ -52,10 +52,11 @@ def take(message: dict[str, Any]) -> tuple[Snapshot, int]:
             chars += len(value)
         elif key in OBJECTS:
             if value:
-                value = json_text(value)
+                text = json_text(value)
                 # json.dumps adds a space after each comma and colon, each of which follows
                 # another character, and escapes DEL and any character past ASCII.
-                size += (len(value) * 2 + value.count("\x7f") * 5) if value.isascii() else len(value) * 12
+                size += (len(text) * 2 + text.count("\x7f") * 5) if text.isascii() else len(text) * 12
+                value = one_per_key(value, text)
             else:
                 value = _EMPTY
         elif value is not None:  # a str subclass, or an id given as a number: as JSON has it

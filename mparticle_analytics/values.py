@@ -121,6 +121,10 @@ wire_json = compact_encoder(None, allow_nan=False)
 parse: Callable[[str], Any] = json.JSONDecoder(parse_constant=lambda _: None).decode
 
 
+#: What ``json.dumps`` says of a cycle; here also of nesting past the recursion limit.
+_TOO_DEEP = "Circular reference detected (or nesting too deep to write)"
+
+
 def json_text(value: Any) -> str:
     """A caller's value as compact JSON text: ``json.dumps(value, default=to_json)`` in one C call.
 
@@ -128,25 +132,29 @@ def json_text(value: Any) -> str:
     have, ``ValueError`` for an int too long to write, and ``ValueError`` for a
     circular reference or nesting deeper than about 900 levels (Python's
     recursion limit; flattening on the delivery thread would fail on it).
-    Keys that JSON writes alike (``1`` and ``"1"``) keep the last value, as a
-    JSON reader keeps it: the text never holds a key twice.
     """
     try:
-        text = _CALLER_JSON(value)
+        return _CALLER_JSON(value)
     except RecursionError:
-        raise ValueError("Circular reference detected (or nesting too deep to write)") from None
-    if isinstance(value, dict) and not _str_keys(value):
-        text = _CALLER_JSON(parse(text))
-    return text
+        raise ValueError(_TOO_DEEP) from None
 
 
-def _str_keys(value: dict[Any, Any]) -> bool:
-    """Whether every key is a string, found in one C call."""
+def one_per_key(value: dict[Any, Any], text: str) -> str:
+    """``text``, the JSON of ``value``, with one member per key, as a JSON reader keeps them.
+
+    Keys JSON writes alike (``1`` and ``"1"``) both appear in ``json.dumps``'s
+    text; the last value wins, as it did in the old copy. Only the top level:
+    nested objects always go through ``parse`` on their way to mParticle.
+    """
     try:
-        "".join(value)
+        "".join(value)  # every key a string: nothing to merge, found in one C call
+        return text
     except TypeError:
-        return False
-    return True
+        pass
+    try:
+        return json_text(parse(text))
+    except RecursionError:  # parse's own frames, on nesting that only just fitted the encoder
+        raise ValueError(_TOO_DEEP) from None
 
 
 def dumps(value: Any) -> bytes:

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import gc
 import json
 import random
+import sys
 import uuid
 from collections import OrderedDict
 from decimal import Decimal
@@ -244,10 +246,29 @@ def test_event_json_holds_for_a_thousand_random_values() -> None:
         assert attributes.event_json(text) == _event_json_the_long_way(text)
 
 
-def test_keys_that_json_writes_alike_are_written_once_with_the_last_value() -> None:
-    text = json_text({1: "one", "1": "uno", None: "n", "null": "N", "plain": 1})
-    assert text == '{"1":"uno","null":"N","plain":1}'
-    assert Attributes(lambda reason, name: None).event_json(text) == text
+def test_keys_that_json_writes_alike_are_held_once_with_the_last_value() -> None:
+    message = _message({1: "one", "1": "uno", None: "n", "null": "N", "plain": 1})
+    snapshot, _ = take(message)
+    assert snapshot["properties"] == '{"1":"uno","null":"N","plain":1}'
+    assert Attributes(lambda reason, name: None).event_json(snapshot["properties"]) == snapshot["properties"]
+
+
+def test_the_bound_counts_keys_that_json_writes_alike_twice_as_segment_does() -> None:
+    message = _message({1: "😀" * 1400, "1": "😀" * 1400})
+    _, bound = take(message)
+    assert bound >= _segment_size(message) > 32 * 1024
+
+
+def test_nesting_near_the_recursion_limit_raises_value_error_or_passes() -> None:
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 60, limit + 5, 3):
+        value: dict[Any, Any] = {}
+        inner = value
+        for _ in range(depth):
+            inner[1] = {}
+            inner = inner[1]
+        with contextlib.suppress(ValueError):  # never RecursionError
+            take(_message({1: value, "1": 0}))
 
 
 def test_flat_properties_within_the_limits_pass_as_the_same_text() -> None:
