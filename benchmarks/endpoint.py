@@ -50,6 +50,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: Request bodies held unparsed at most; a longer run parses them as it goes, in the handlers.
+MAX_UNPARSED_BYTES = 256 << 20
 #: mParticle event types and the Segment call that produces them in the benchmark.
 _MPARTICLE_TYPES = {"custom_event": "track", "commerce_event": "track", "screen_view": "page"}
 
@@ -62,7 +64,8 @@ class Counters:
     never races the count of its last request, then parses what was recorded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_unparsed_bytes: int = MAX_UNPARSED_BYTES) -> None:
+        self._max_unparsed_bytes = max_unparsed_bytes
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self.reset()
@@ -71,6 +74,7 @@ class Counters:
         with self._lock:
             self.pending = 0
             self.unparsed: list[tuple[str, bytes, str]] = []
+            self.unparsed_bytes = 0
             self.requests: Counter[str] = Counter()
             self.body_bytes = 0
             self.header_bytes = 0
@@ -95,9 +99,8 @@ class Counters:
     def snapshot(self, wait: float = 30.0) -> dict[str, Any]:
         with self._lock:
             self._idle.wait_for(lambda: self.pending == 0, timeout=wait)
-            unparsed, self.unparsed = self.unparsed, []
-        for path, body, encoding in unparsed:
-            self._parse(path, body, encoding)
+            unparsed = self._take_unparsed()
+        self._parse_all(unparsed)
         with self._lock:
             return {
                 "pending": self.pending,
@@ -116,12 +119,27 @@ class Counters:
             }
 
     def count(self, path: str, body: bytes, header_bytes: int, encoding: str) -> None:
-        """Record one request (after the answer was sent); its body is parsed by ``snapshot``."""
+        """Record one request (after the answer was sent); its body is parsed by ``snapshot``,
+        or here once more than ``max_unparsed_bytes`` are held (a very long run)."""
         with self._lock:
             self.requests[path] += 1
             self.body_bytes += len(body)
             self.header_bytes += header_bytes
             self.unparsed.append((path, body, encoding))
+            self.unparsed_bytes += len(body)
+            if self.unparsed_bytes <= self._max_unparsed_bytes:
+                return
+            unparsed = self._take_unparsed()
+        self._parse_all(unparsed)
+
+    def _take_unparsed(self) -> list[tuple[str, bytes, str]]:
+        """The recorded bodies, handed over to be parsed (lock held)."""
+        unparsed, self.unparsed, self.unparsed_bytes = self.unparsed, [], 0
+        return unparsed
+
+    def _parse_all(self, unparsed: list[tuple[str, bytes, str]]) -> None:
+        for path, body, encoding in unparsed:
+            self._parse(path, body, encoding)
 
     def _parse(self, path: str, body: bytes, encoding: str) -> None:
         """Add what one request body carries."""

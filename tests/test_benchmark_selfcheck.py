@@ -115,3 +115,17 @@ def test_endpoint_counts_by_its_documented_rule() -> None:
     assert stats["body_bytes"] == len(json.dumps(segment)) + len(body) + len(b"not json")
     assert stats["header_bytes"] == 210
     assert stats["error_count"] == 1 and stats["pending"] == 0
+
+
+def test_endpoint_parses_as_it_goes_once_it_holds_too_many_bytes() -> None:
+    """Bodies wait for ``/stats``, but a very long run must not hold them all in memory."""
+    counters = _endpoint().Counters(max_unparsed_bytes=200)
+    batch = {"user_identities": {"customer_id": "u"},
+             "events": [{"event_type": "custom_event", "data": {"source_message_id": "m1"}}]}
+    body = json.dumps([batch]).encode()
+    assert 100 < len(body) < 200
+    counters.count("/v2/bulkevents", body, 10, "")
+    assert len(counters.unparsed) == 1  # held
+    counters.count("/v2/bulkevents", body.replace(b"m1", b"m2"), 10, "")
+    assert counters.unparsed == [] and counters.received == {"track": 2}  # over the cap: parsed
+    assert counters.snapshot()["received"] == {"track": 2}
