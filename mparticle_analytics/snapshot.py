@@ -60,8 +60,9 @@ def take(message: dict[str, Any]) -> tuple[Snapshot, int]:
             else:
                 value = _EMPTY
         elif value is not None:  # a str subclass, or an id given as a number: as JSON has it
-            value = parse(json_text(value))
-            chars += len(json_text(value))
+            text = json_text(value)
+            value = parse(text)
+            chars += len(text)
         snapshot[key] = value
     return snapshot, size + 12 * chars
 

@@ -147,14 +147,13 @@ def one_per_key(value: dict[Any, Any], text: str) -> str:
     nested objects always go through ``parse`` on their way to mParticle.
     """
     try:
-        "".join(value)  # every key a string: nothing to merge, found in one C call
-        return text
+        "".join(value)  # every key a string (the usual case, found in one C call): nothing to merge
     except TypeError:
-        pass
-    try:
-        return json_text(parse(text))
-    except RecursionError:  # parse's own frames, on nesting that only just fitted the encoder
-        raise ValueError(_TOO_DEEP) from None
+        try:
+            return json_text(parse(text))
+        except RecursionError:  # parse's own frames, on nesting that only just fitted the encoder
+            raise ValueError(_TOO_DEEP) from None
+    return text
 
 
 def dumps(value: Any) -> bytes:
