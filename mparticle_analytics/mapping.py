@@ -99,6 +99,7 @@ class Mapper:
         self._report = report
         self._attributes = Attributes(report)
         self._keys: dict[tuple[Any, Any], str] = {}
+        self._custom_fields: dict[str, str] = {}  # event name -> a custom event's own fields
 
     def map(self, msg: Snapshot) -> Mapped:
         """Map one snapshot (``snapshot.take``).
@@ -272,44 +273,57 @@ class Mapper:
         self, kind: str, msg: Snapshot, context: dict[str, Any], options: dict[str, Any]
     ) -> bytes:
         if kind == "track":
-            event_type, fields, attributes = self._track(self._name(msg["event"], "event"), msg, options)
+            event_type, fields, attributes = self._track(msg, options)
         else:
             event_type = "screen_view"
-            fields = [f'"screen_name":{_quote(self._name(_screen_name(kind, msg), "name"))}']
+            fields = f'"screen_name":{_quote(self._name(_screen_name(kind, msg), "name"))}'
             category = msg.get("category")
             if category is None:
                 attributes = self._attributes.event_json(msg["properties"])
             else:
                 properties = {**read(msg, "properties"), "category": category}
                 attributes = wire_json(self._attributes.event(properties))
+        if options or context:
+            fields += self._extra_fields(context, options)
+        return utf8(_EVENT.format(
+            event_type, unix_ms(msg["timestamp"]), _quote(msg["messageId"]), fields, attributes
+        ))
+
+    def _extra_fields(self, context: dict[str, Any], options: dict[str, Any]) -> str:
+        """``custom_flags`` and ``location``, as JSON members each after a comma ("" for none)."""
         extra: dict[str, Any] = {}
         flags = self._custom_flags(options) if options else None
         if flags:
             extra["custom_flags"] = flags
-        location = context.get("location") if context else None
+        location = context.get("location")
         if isinstance(location, dict) and _number(location.get("latitude")) and _number(
             location.get("longitude")
         ):
             extra["location"] = {"latitude": location["latitude"], "longitude": location["longitude"]}
-        if extra:
-            fields.append(_members(extra))
-        return utf8(_EVENT.format(
-            event_type, unix_ms(msg["timestamp"]), _quote(msg["messageId"]), ",".join(fields), attributes
-        ))
+        return "," + _members(extra) if extra else ""
 
-    def _track(self, name: str, msg: Snapshot, options: dict[str, Any]) -> tuple[str, list[str], str]:
+    def _track(self, msg: Snapshot, options: dict[str, Any]) -> tuple[str, str, str]:
         """A commerce event for e-commerce spec events (§4), else a custom event.
 
         Returns the event type, its own ``data`` fields as JSON members, and the
-        JSON of its ``custom_attributes``.
+        JSON of its ``custom_attributes``. The fields of a custom event without
+        options depend on its name alone; the names an application uses are few,
+        so they are written once per name.
         """
-        fields = [f'"event_name":{_quote(name)}']
-        if self._ecommerce and name in commerce.EVENTS:
-            data = commerce.commerce_data(name, read(msg, "properties"), self._attributes)
-            attributes = data.pop("custom_attributes")
-            fields.append(_members(data))
-            return "commerce_event", fields, wire_json(attributes)
-        fields.append(f'"custom_event_type":"{self._custom_event_type(options, name)}"')
+        event = msg["event"]
+        fields = None if options else self._custom_fields.get(event)
+        if fields is None:
+            name = self._name(event, "event")
+            fields = f'"event_name":{_quote(name)}'
+            if self._ecommerce and name in commerce.EVENTS:
+                data = commerce.commerce_data(name, read(msg, "properties"), self._attributes)
+                attributes = data.pop("custom_attributes")
+                return "commerce_event", f"{fields},{_members(data)}", wire_json(attributes)
+            fields += f',"custom_event_type":"{self._custom_event_type(options, name)}"'
+            if not options and name is event:  # not truncated: the same name gives the same fields
+                if len(self._custom_fields) >= _MAX_CACHED_KEYS:
+                    self._custom_fields.clear()
+                self._custom_fields[event] = fields
         return "custom_event", fields, self._attributes.event_json(msg["properties"])
 
     def _name(self, value: Any, field: str) -> str:

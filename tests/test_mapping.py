@@ -974,6 +974,25 @@ def test_custom_event_type_override_is_used_when_valid(
     assert losses(client) == {}
 
 
+def test_an_event_name_maps_the_same_however_often_and_however_it_was_sent_before(
+    client: Client, server: DevServer
+) -> None:
+    long_name = "E" * 300
+    for _ in range(2):
+        client.track("user-1", "Typed")
+        client.track("user-1", "Typed", integrations={"mParticle": {"custom_event_type": "search"}})
+        client.track("user-1", long_name)
+        client.track("user-1", "Product Viewed", {"product_id": "p1"})
+    flushed(client)
+    sent = [(e["event_type"], e["data"]["event_name"], e["data"].get("custom_event_type"))
+            for e in events(server)]
+    assert sent == [
+        ("custom_event", "Typed", "other"), ("custom_event", "Typed", "search"),
+        ("custom_event", "E" * 256, "other"), ("commerce_event", "Product Viewed", None),
+    ] * 2
+    assert losses(client) == {"truncated_name": 2}
+
+
 @pytest.mark.parametrize("event_type", ["bogus", "Navigation", "add_to_cart", "", 3])
 def test_invalid_custom_event_type_override_is_other_and_counted(
     client: Client, server: DevServer, event_type: Any
