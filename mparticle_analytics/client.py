@@ -35,6 +35,8 @@ log = logging.getLogger("mparticle_analytics")
 ID_TYPES = (numbers.Number, str)
 #: The same check, ``str`` first: ``numbers.Number`` is an ABC, slow to test.
 _ID_CHECK = (str, numbers.Number)
+#: Ids of these types are kept as they are; others become strings.
+_AS_IS = (str, type(None))
 #: Segment's per-message limit: a message whose JSON is larger raises ``RuntimeError``.
 MAX_MSG_SIZE = 32 << 10
 ENVIRONMENTS = ("production", "development")
@@ -60,7 +62,7 @@ def wrong_type(name: str, field: Any, data_type: Any) -> AssertionError:
 
 
 def stringify_id(value: Any) -> Optional[str]:
-    return value if value is None or isinstance(value, str) else str(value)
+    return value if isinstance(value, _AS_IS) else str(value)
 
 
 def _wanted(integrations: dict[str, Any]) -> bool:
@@ -319,10 +321,12 @@ class Client:
         context = msg["context"]
         if not isinstance(context, dict):
             raise wrong_type("context", context, dict)
-        message_id = msg["messageId"]
+        message_id, user_id, anonymous_id = msg["messageId"], msg["userId"], msg.get("anonymousId")
+        # Ids other than strings become strings, as in Segment (tested inline: most are strings).
         msg["messageId"] = uuid4() if message_id is None else stringify_id(message_id)
-        msg["userId"] = stringify_id(msg.get("userId"))
-        msg["anonymousId"] = stringify_id(msg.get("anonymousId"))
+        if not isinstance(user_id, _AS_IS):
+            msg["userId"] = str(user_id)
+        msg["anonymousId"] = anonymous_id if isinstance(anonymous_id, _AS_IS) else str(anonymous_id)
 
         snapshot, bound = take(msg)
         # The returned library dict is the caller's to change.
