@@ -54,19 +54,14 @@ class _User:
         self.events: list[bytes] = []
         self.event_sources: list[Snapshot] = []
 
-    def add(self, mapped: Mapped) -> None:
-        for name, value in mapped.attributes.items():
+    def change(self, attributes: dict[str, Any]) -> None:
+        for name, value in attributes.items():
             if value is None:
                 self.attributes.pop(name, None)
                 self.deleted[name] = None
             else:
                 self.attributes[name] = value
                 self.deleted.pop(name, None)
-        if mapped.event is None:
-            self.profile_sources.append(mapped.source)
-        else:
-            self.events.append(mapped.event)
-            self.event_sources.append(mapped.source)
 
 
 def build_batches(
@@ -82,11 +77,17 @@ def build_batches(
     ``limit_attributes`` caps the merged user attributes (mParticle allows 100).
     """
     users: dict[str, _User] = {}
-    for item in mapped:
-        user = users.get(item.key)
+    for key, event, attributes, source in mapped:
+        user = users.get(key)
         if user is None:
-            user = users[item.key] = _User()
-        user.add(item)
+            user = users[key] = _User()
+        if attributes:
+            user.change(attributes)
+        if event is None:
+            user.profile_sources.append(source)
+        else:
+            user.events.append(event)
+            user.event_sources.append(source)
     opening = b'{"environment":' + dumps(environment) + b',"source_request_id":"'
     batches: list[Batch] = []
     rejected: list[Rejected] = []

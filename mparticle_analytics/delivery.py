@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from .batching import Batch, build_batches, pack_requests, request_body
 from .errors import DeliveryError
-from .mapping import Mapped, Mapper, unix_ms
+from .mapping import EVENT_TYPES, Mapped, Mapper, unix_ms
 from .retry import RetryPolicy, Verdict, send_with_retries
 from .snapshot import Snapshot, restore
 from .stats import Stats
@@ -117,7 +117,8 @@ class Delivery:
                 log.exception("could not map a %s message", message.get("type"))
                 self.give_up([message], DeliveryError("mapping_error", repr(exc)), sync)
                 continue
-            if cutoff is not None and item.event is not None and unix_ms(message["timestamp"]) > cutoff:
+            if (cutoff is not None and message["type"] in EVENT_TYPES
+                    and unix_ms(message["timestamp"]) > cutoff):
                 too_recent.append(message)
             else:
                 yield item

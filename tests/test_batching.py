@@ -30,7 +30,7 @@ def event_of(size: int, n: int = 0) -> bytes:
 
 def mapped(event: bytes, user: str = "u1", attributes: Any = None) -> Mapped:
     key = json.dumps({"user_identities": {"customer_id": user}}, separators=(",", ":"))
-    return Mapped(key, event, attributes or {}, json.dumps({"type": "track", "userId": user}))
+    return key, event, attributes or {}, json.dumps({"type": "track", "userId": user})
 
 
 def build(items: list[Mapped]) -> tuple[list[Batch], list[Any]]:
