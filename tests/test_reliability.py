@@ -6,6 +6,7 @@ which keeps one copy per ``source_request_id``, would hold each event once.
 
 from __future__ import annotations
 
+import http.server
 import multiprocessing
 import os
 import subprocess
@@ -207,6 +208,42 @@ def test_wrong_credentials_are_reported_not_retried(server: DevServer, caplog: A
     refusals = [r for r in caplog.records if "refused the credentials" in r.getMessage()]
     assert len(refusals) == 1 and KEY in refusals[0].getMessage()
     assert all("wrong-secret" not in r.getMessage() for r in caplog.records)
+
+
+class _Redirector(http.server.BaseHTTPRequestHandler):
+    """Answers a POST with a 301 to a page that answers a GET with 200, as a misconfigured proxy might."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(301)
+        self.send_header("Location", "/moved")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_redirect_is_reported_never_followed_as_a_get_that_would_count_as_delivered() -> None:
+    redirector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
+    threading.Thread(target=redirector.serve_forever, daemon=True).start()
+    errors = Errors()
+    client = Client(KEY, secret=SECRET, host=f"http://127.0.0.1:{redirector.server_port}", on_error=errors)
+    try:
+        send(client, 3)
+        assert client.flush(5)
+    finally:
+        client.shutdown(5)
+        redirector.shutdown()
+    assert len(errors.messages) == 3 and errors.calls[0][0].status == 301
+    assert client.stats()["delivered"] == 0
+    assert_accounted(client)
 
 
 def test_an_on_error_that_raises_never_stops_delivery(make_client: MakeClient, server: DevServer) -> None:
