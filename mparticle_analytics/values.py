@@ -221,11 +221,16 @@ def _unchanged_by_limits(text: str) -> bool:
         len(text) <= MAX_VALUE_LENGTH  # so no string in it is longer
         and text.find("{", 1) < 0  # no nested object, nor a value marked unsupported
         and "[" not in text
-        and "NaN" not in text
-        and "Infinity" not in text
-        and text.count(":") <= MAX_ATTRIBUTES
+        # Searching for one character is several times faster than for a word.
+        and ("N" not in text or "NaN" not in text)
+        and ("I" not in text or "Infinity" not in text)
+        and (len(text) < _FEWEST_CHARACTERS_OVER_MAX or text.count(":") <= MAX_ATTRIBUTES)
         and (len(text) <= MAX_NAME_LENGTH or not (_LONG_FIRST_KEY.match(text) or _LONG_KEY.search(text)))
     )
+
+
+#: The shortest JSON object with more members than mParticle allows: '{"":0,"":0,...}'.
+_FEWEST_CHARACTERS_OVER_MAX = 2 + (MAX_ATTRIBUTES + 1) * len('"":0,') - 1
 
 
 def _is_unsupported(value: dict[str, Any]) -> bool:

@@ -274,6 +274,8 @@ def test_nesting_near_the_recursion_limit_raises_value_error_or_passes() -> None
 def test_flat_properties_within_the_limits_pass_as_the_same_text() -> None:
     text = json_text({"plan": "pro", "count": 3, "ratio": 0.5, "trial": False, "gone": None, "k" * 256: "v"})
     assert Attributes(lambda reason, name: None).event_json(text) is text
+    text = json_text({"Name": "Nora Ivy", "Index": "N/I"})
+    assert Attributes(lambda reason, name: None).event_json(text) is text
 
 
 @pytest.mark.parametrize("value", [
@@ -285,12 +287,14 @@ def test_flat_properties_within_the_limits_pass_as_the_same_text() -> None:
     {"v": "x" * 4097},
     {f"k{n}": n for n in range(101)},
     {"nan": float("nan")},
+    {"Name": "N", "inf": float("inf")},
+    {"In": "I", "-inf": float("-inf")},
     {"nested": {"a": 1}},
     {"list": [1]},
     {"object": object()},
 ], ids=["long key", "long key after a comma", "long escaped key", "long key with a colon",
-        "long key after a quoting value", "long value", "101 attributes", "nan", "nested", "list",
-        "unsupported"])
+        "long key after a quoting value", "long value", "101 attributes", "nan", "inf", "-inf", "nested",
+        "list", "unsupported"])
 def test_properties_that_the_limits_change_take_the_long_way(value: dict[str, Any]) -> None:
     text = json_text(value)
     written = Attributes(lambda reason, name: None).event_json(text)
