@@ -93,6 +93,7 @@ def build_batches(
     rejected: list[Rejected] = []
     for key, user in users.items():
         _split_user(key, user, opening, limit_attributes, max_bytes, batches, rejected)
+        user.events.clear()  # the batches hold these bytes now: hold them once
     return batches, rejected
 
 

@@ -185,19 +185,23 @@ def now_iso() -> str:
     """The current time as ``iso_utc`` writes it, for the timestamp of nearly every call.
 
     Why not ``iso_utc(datetime.now(timezone.utc))``: formatting costs most of a
-    microsecond a call; here ``iso_utc`` formats the seconds part once per second.
+    microsecond a call. Here the text is written once per millisecond, in which
+    an application may make a hundred calls, and their queued messages share it.
     """
-    global _second_text
+    global _last
     now = time.time()
-    second = int(now)
-    cached, text = _second_text
-    if second != cached:
-        text = iso_utc(dt.datetime.fromtimestamp(second, _UTC))[:19]  # up to the seconds
-        _second_text = (second, text)
-    return f"{text}.{_THREE_DIGITS[int((now - second) * 1000)]}+00:00"
+    millisecond = int(now * 1000)
+    cached, text = _last
+    if millisecond != cached:
+        second, fraction = divmod(millisecond, 1000)
+        if second != cached // 1000:
+            text = iso_utc(dt.datetime.fromtimestamp(second, _UTC))
+        text = f"{text[:19]}.{_THREE_DIGITS[fraction]}+00:00"
+        _last = (millisecond, text)
+    return text
 
 
-_second_text = (-1, "")
+_last = (-1000, "")  # the millisecond since the epoch now_iso last wrote, and its text
 
 
 #: A key longer than mParticle allows, in a flat object's compact JSON (an escape counts as its
