@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 from collections import deque
+from os import getpid
 from typing import Callable, Generic, Optional, TypeVar
 
 from .errors import DeliveryError
@@ -92,7 +92,7 @@ class Worker(Generic[Item]):
 
     def _reset(self) -> None:
         """Fresh state: at construction, and in a forked child (whose parent's items are not its own)."""
-        self._pid = os.getpid()
+        self._pid = getpid()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self.queue: MessageQueue[Item] = MessageQueue(self._max_queue_size)
@@ -119,9 +119,11 @@ class Worker(Generic[Item]):
 
     def put(self, item: Item) -> bool:
         """Queue an item without blocking; False when the queue is full."""
-        if self._pid != os.getpid():  # forked by C code that skips os.register_at_fork hooks
+        if self._pid != getpid():  # forked by C code that skips os.register_at_fork hooks
             self._reset()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: on every call, its two method calls cost more than the rest
+        try:
             items = self.queue.items
             if self._max_queue_size and len(items) >= self._max_queue_size:
                 return False
@@ -129,6 +131,8 @@ class Worker(Generic[Item]):
             self._enqueued += 1
             if len(items) == 1 or len(items) == self._batch_size:
                 self._changed.notify_all()  # not only a thread pausing in make_way
+        finally:
+            lock.release()
         if len(self._threads) < self._thread_count:
             self._start()
         return True
@@ -139,7 +143,7 @@ class Worker(Generic[Item]):
         On a delivery thread (from ``on_error``) it returns False at once: that
         thread cannot wait for the chunk it is delivering.
         """
-        if self._pid != os.getpid():
+        if self._pid != getpid():
             self._reset()
         if threading.current_thread() in self._threads:
             return False
