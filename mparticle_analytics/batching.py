@@ -25,13 +25,23 @@ _ID_LENGTH = 36  # of a uuid4 string
 
 
 class Batch(NamedTuple):
-    """One user's batch, serialized; its ``source_request_id`` is fixed inside ``body``."""
+    """One user's batch, serialized in two parts: its events are the mapped bytes themselves,
+    joined only when a request is written, so that a round holds each event once.
+    Its ``source_request_id`` is fixed inside ``head``."""
 
-    body: bytes
+    #: Everything before the first event: the environment, request id, identities and profile.
+    head: bytes
+    #: The serialized events, in call order (a batch may carry only identities and attributes).
+    events: list[bytes]
+    #: Its length once written (``body``).
+    size: int
     #: The messages it carries, in call order, for ``on_error`` and the stats.
     sources: list[Snapshot]
-    #: How many events it holds (a batch may carry only identities and attributes).
-    events: int
+
+    @property
+    def body(self) -> bytes:
+        """The batch's JSON."""
+        return b"".join((self.head, b",".join(self.events), _TAIL))
 
 
 class Rejected(NamedTuple):
@@ -93,7 +103,6 @@ def build_batches(
     rejected: list[Rejected] = []
     for key, user in users.items():
         _split_user(key, user, opening, limit_attributes, max_bytes, batches, rejected)
-        user.events.clear()  # the batches hold these bytes now: hold them once
     return batches, rejected
 
 
@@ -154,8 +163,9 @@ def _head(facts: bytes, profile: bytes) -> bytes:
 
 def _batch(opening: bytes, head: bytes, events: list[bytes], sources: list[Snapshot]) -> Batch:
     """Seal a batch with a fresh ``source_request_id``; retries resend these exact bytes."""
-    request_id = uuid4().encode()
-    return Batch(b"".join((opening, request_id, head, b",".join(events), _TAIL)), sources, len(events))
+    head = b"".join((opening, uuid4().encode(), head))
+    size = len(head) + sum(map(len, events)) + max(len(events) - 1, 0) + len(_TAIL)
+    return Batch(head, events, size, sources)
 
 
 def pack_requests(
@@ -169,10 +179,10 @@ def pack_requests(
     current: list[Batch] = []
     size = 2
     for batch in batches:
-        extra = len(batch.body) + (1 if current else 0)
+        extra = batch.size + (1 if current else 0)
         if current and (size + extra >= max_bytes or len(current) == max_batches):
             requests.append(current)
-            current, size, extra = [], 2, len(batch.body)
+            current, size, extra = [], 2, batch.size
         current.append(batch)
         size += extra
     if current:
@@ -182,4 +192,10 @@ def pack_requests(
 
 def request_body(batches: Sequence[Batch]) -> bytes:
     """The ``/v2/bulkevents`` body: a JSON array of the batches."""
-    return b"[" + b",".join(batch.body for batch in batches) + b"]"
+    parts = [b"["]
+    for n, batch in enumerate(batches):
+        if n:
+            parts.append(b",")
+        parts += (batch.head, b",".join(batch.events), _TAIL)
+    parts.append(b"]")
+    return b"".join(parts)

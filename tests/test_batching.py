@@ -34,7 +34,10 @@ def mapped(event: bytes, user: str = "u1", attributes: Any = None) -> Mapped:
 
 
 def build(items: list[Mapped]) -> tuple[list[Batch], list[Any]]:
-    return build_batches(items, environment="production", limit_attributes=lambda a: a)
+    batches, rejected = build_batches(items, environment="production", limit_attributes=lambda a: a)
+    assert [b.size for b in batches] == [len(b.body) for b in batches]
+    assert request_body(batches) == b"[" + b",".join(b.body for b in batches) + b"]"
+    return batches, rejected
 
 
 def overhead() -> int:
@@ -57,7 +60,7 @@ def test_a_user_over_128kb_is_split_into_consecutive_batches() -> None:
     size = (MAX_BATCH_BYTES - overhead() - 1) // 2
     events = [event_of(size, 0), event_of(MAX_BATCH_BYTES - overhead() - size, 1), event_of(100, 2)]
     batches, rejected = build([mapped(e) for e in events])
-    assert [b.events for b in batches] == [1, 2] and not rejected
+    assert [len(b.events) for b in batches] == [1, 2] and not rejected
     assert all(len(b.body) <= MAX_BATCH_BYTES for b in batches)
     order = [e["data"]["n"] for b in batches for e in json.loads(b.body)["events"]]
     assert order == [0, 1, 2]
@@ -84,11 +87,12 @@ def test_one_event_that_fits_no_batch_is_rejected_not_sent() -> None:
 def test_one_batch_per_user_in_first_seen_order() -> None:
     batches, _ = build([mapped(b"{}", "a"), mapped(b"{}", "b"), mapped(b"{}", "a")])
     users = [json.loads(b.body)["user_identities"]["customer_id"] for b in batches]
-    assert users == ["a", "b"] and [b.events for b in batches] == [2, 1]
+    assert users == ["a", "b"] and [len(b.events) for b in batches] == [2, 1]
 
 
 def fake_batches(sizes: list[int]) -> list[Batch]:
-    return [Batch(b"x" * size, [str(i)], 1) for i, size in enumerate(sizes)]
+    """Batches whose bodies (a head, no events, and the 2-byte tail) are ``size`` bytes long."""
+    return [Batch(b"x" * (size - 2), [], size, [str(i)]) for i, size in enumerate(sizes)]
 
 
 def test_100_batches_fit_one_request_and_101_do_not() -> None:
