@@ -28,7 +28,7 @@ log = logging.getLogger("mparticle_analytics")
 #: A delivery round takes at most this many times ``batch_size`` items.
 ROUND_FACTOR = 100
 #: How long a delivery thread steps aside for the application's calls (``make_way``).
-MAKE_WAY_SECONDS = 0.02
+MAKE_WAY_SECONDS = 0.05
 #: ... unless the queue is at least 1/MAKE_WAY_UNTIL full: then calls are outpacing delivery.
 MAKE_WAY_UNTIL = 10
 #: Seconds a shutdown waits past its deadline for threads whose waits it just interrupted.
