@@ -28,7 +28,7 @@ log = logging.getLogger("mparticle_analytics")
 #: A delivery round takes at most this many times ``batch_size`` items.
 ROUND_FACTOR = 100
 #: How long a delivery thread steps aside for the application's calls (``make_way``).
-MAKE_WAY_SECONDS = 0.05
+MAKE_WAY_SECONDS = 0.02
 #: ... unless the queue is at least 1/MAKE_WAY_UNTIL full: then calls are outpacing delivery.
 MAKE_WAY_UNTIL = 10
 #: Seconds a shutdown waits past its deadline for threads whose waits it just interrupted.
@@ -121,9 +121,9 @@ class Worker(Generic[Item]):
         """Queue an item without blocking; False when the queue is full."""
         if self._pid != getpid():  # forked by C code that skips os.register_at_fork hooks
             self._reset()
-        lock = self._lock
-        lock.acquire()  # not ``with``: on every call, its two method calls cost more than the rest
-        try:
+        # ``with``, never acquire() then try: a signal's exception (Ctrl-C, a task time limit)
+        # raised between the two would leave the lock held and every later call blocked.
+        with self._lock:
             items = self.queue.items
             if self._max_queue_size and len(items) >= self._max_queue_size:
                 return False
@@ -131,8 +131,6 @@ class Worker(Generic[Item]):
             self._enqueued += 1
             if len(items) == 1 or len(items) == self._batch_size:
                 self._changed.notify_all()  # not only a thread pausing in make_way
-        finally:
-            lock.release()
         if len(self._threads) < self._thread_count:
             self._start()
         return True

@@ -9,13 +9,14 @@ from __future__ import annotations
 import http.server
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import pytest
 from conftest import KEY, SECRET, events, received
@@ -23,6 +24,7 @@ from conftest import KEY, SECRET, events, received
 from mparticle_analytics import Client, DeliveryError
 from mparticle_analytics.devserver import DevServer
 from mparticle_analytics.transport import HTTPTransport, Response
+from mparticle_analytics.worker import Worker
 
 MakeClient = Callable[..., Client]
 
@@ -228,6 +230,80 @@ class _Redirector(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+class _CookieSetter(http.server.BaseHTTPRequestHandler):
+    """Accepts every POST, records its headers, and sets a cookie as a load balancer might."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen.append(dict(self.headers))
+        self.send_response(202)
+        self.send_header("Set-Cookie", "AWSALB=sticky; Path=/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_requests_carry_the_headers_and_cookies_a_requests_session_would() -> None:
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CookieSetter)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    client = Client(KEY, secret=SECRET, host=f"http://127.0.0.1:{endpoint.server_port}")
+    try:
+        for _ in range(2):
+            send(client, 1)
+            assert client.flush(5)
+    finally:
+        client.shutdown(5)
+        endpoint.shutdown()
+    first, second = _CookieSetter.seen
+    assert "Cookie" not in first and second["Cookie"] == "AWSALB=sticky"
+    assert first["Accept-Encoding"] == "gzip, deflate" and first["Accept"] == "*/*"
+    assert first["User-Agent"].startswith("mparticle-analytics-python/")
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_an_exception_from_a_signal_during_a_call_never_leaves_the_queue_locked() -> None:
+    """Ctrl-C or a task time limit can interrupt ``track()`` anywhere; the queue's lock must
+    still be released, or every later call, the flush and the exit hook would block."""
+    armed = False
+
+    def interrupt(signum: int, frame: Any) -> None:
+        nonlocal armed
+        if armed:
+            armed = False
+            raise _Interrupt
+
+    worker: Worker[int] = Worker(lambda items: None, on_lost=lambda items, error: None, threads=0,
+                                 max_queue_size=0)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
+    interrupts = left_locked = 0
+    try:
+        while interrupts < 2000:
+            try:
+                armed = True
+                for _ in range(1000):
+                    worker.put(1)
+                armed = False
+            except _Interrupt:
+                interrupts += 1
+                if worker._lock.locked():
+                    left_locked += 1
+                    worker._lock.release()
+            worker.queue.items.clear()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert left_locked == 0
 
 
 def test_a_redirect_is_reported_never_followed_as_a_get_that_would_count_as_delivered() -> None:
