@@ -27,7 +27,8 @@ OBJECTS = frozenset({"properties", "traits", "context", "integrations"})
 #: A queued message; read-only.
 Snapshot = dict[str, Any]
 
-_EMPTY = "{}"
+#: An empty object's text.
+EMPTY = "{}"
 #: What ``, "library": {...}`` adds to the context as Segment writes it.
 _LIBRARY_SIZE = len(json.dumps({"library": LIBRARY}))
 #: Each field's share besides its value's characters: the longest key with its quotes,
@@ -45,32 +46,44 @@ def take(message: dict[str, Any]) -> tuple[Snapshot, int]:
     (unless a call passes an empty list or dict as a page's name or category).
     """
     snapshot: Snapshot = {}
-    size = _LIBRARY_SIZE + _PER_FIELD * len(message)
-    chars = 0  # of the strings, each of which json.dumps writes in at most 12 per character
+    objects = 0  # the bound's share for the objects
+    chars = 0  # of the strings
     for key, value in message.items():
         if value.__class__ is str:  # most fields
             chars += len(value)
         elif key in OBJECTS:
-            if value:
-                text = json_text(value)
-                # json.dumps adds a space after each comma and colon, each of which follows
-                # another character, and escapes DEL and any character past ASCII.
-                size += (len(text) * 2 + text.count("\x7f") * 5) if text.isascii() else len(text) * 12
-                value = one_per_key(value, text)
-            else:
-                value = _EMPTY
+            value, size = object_text(value)
+            objects += size
         elif value is not None:  # a str subclass, or an id given as a number: as JSON has it
             text = json_text(value)
             value = parse(text)
             chars += len(text)
         snapshot[key] = value
-    return snapshot, size + 12 * chars
+    return snapshot, bound(len(message), objects, chars)
+
+
+def object_text(value: dict[Any, Any]) -> tuple[str, int]:
+    """One of a message's objects as the snapshot holds it, and the bound's share for it."""
+    if not value:
+        return EMPTY, 0  # "{}": the field's share in ``bound`` covers it
+    text = json_text(value)
+    # json.dumps adds a space after each comma and colon, each of which follows
+    # another character, and escapes DEL and any character past ASCII.
+    size = (len(text) * 2 + text.count("\x7f") * 5) if text.isascii() else len(text) * 12
+    return one_per_key(value, text), size
+
+
+def bound(fields: int, objects: int, chars: int) -> int:
+    """A bound on the JSON length of a message of ``fields`` fields, whose objects take
+    at most ``objects`` characters and whose strings hold ``chars`` characters, each of
+    which json.dumps writes in at most 12."""
+    return _LIBRARY_SIZE + _PER_FIELD * fields + objects + 12 * chars
 
 
 def read(snapshot: Snapshot, field: str) -> dict[str, Any]:
     """One of the snapshot's objects, as a new dict ({} when the message has none)."""
     text = snapshot.get(field)
-    if text is None or text == _EMPTY:
+    if text is None or text == EMPTY:
         return {}
     value: dict[str, Any] = parse(text)
     return value

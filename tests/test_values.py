@@ -20,6 +20,7 @@ import pytest
 
 from mparticle_analytics import Client
 from mparticle_analytics.snapshot import read, restore, take
+from mparticle_analytics.transport import Response
 from mparticle_analytics.values import (
     Attributes,
     dumps,
@@ -186,6 +187,42 @@ def test_snapshot_and_bound_hold_for_a_thousand_random_values() -> None:
         # json.dumps tells True, 1 and 1.0 apart (== does not), and shows the order
         assert json.dumps(restore(snapshot)["properties"]) == json.dumps(through_json(value))
         assert bound >= _segment_size(message)
+
+
+class _Accepting:
+    """A transport that accepts every request without sending it anywhere."""
+
+    def send(self, body: bytes) -> Response:
+        return Response(202, {}, "")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_plain_track_queues_the_snapshot_the_general_path_takes() -> None:
+    """``track`` with string ids and nothing optional builds its snapshot directly: the same one."""
+    client = Client("key", secret="secret", thread=0, _transport=_Accepting())  # what is queued stays
+    rng = random.Random(7)
+    calls = [("user-1", "Signed Up", {"plan": "pro"}, None), ("", "E", None, "anon"),
+             ("u" * 3000, "😀" * 2000, {"k": "v" * 3000}, "a" * 100)]
+    calls += [
+        (_random_text(rng) + "u", _random_text(rng), {_random_key(rng): _random_value(rng) for _ in range(5)},
+         rng.choice([None, _random_text(rng)]))
+        for _ in range(300)
+    ]
+    for user_id, event, properties, anonymous_id in calls:
+        _, message = client.track(user_id, event, properties, anonymous_id=anonymous_id)
+        queued = client.queue.items[-1]
+        expected, _ = take({**message, "context": {}})
+        assert list(queued.items()) == list(expected.items())
+        assert not gc.is_tracked(queued)
+    # Over 32 KB as Segment measures it, by each part of a plain call:
+    oversize = [("u", "E", {"k": "😀" * 3000}, None), ("u" * 33000, "E", None, None),
+                ("u", "E" * 33000, None, None), ("u", "E", None, "a" * 33000)]
+    for user_id, event, properties, anonymous_id in oversize:
+        with pytest.raises(RuntimeError, match="32kb"):
+            client.track(user_id, event, properties, anonymous_id=anonymous_id)
+    client.shutdown()
 
 
 def test_a_snapshot_shares_nothing_mutable_and_the_collector_never_walks_it() -> None:
