@@ -251,7 +251,7 @@ class Client:
                        anonymous_id: Optional[str], integrations: dict[str, Any]) -> Result:
         """``track`` as most applications call it: string ids, no timestamp, message id,
         context or integrations. The snapshot and message ``_enqueue`` would build, written
-        directly: its general steps take a seventh of such a call's time. (A test checks
+        directly: its general steps take a tenth of such a call's time. (A test checks
         that the two paths queue the same snapshot.)"""
         timestamp, message_id = now_iso(), uuid4()
         text, size = object_text(properties)
