@@ -15,7 +15,7 @@ for the same host.
 
 Each request goes straight to the session's connection adapter, prepared from
 a template made once: ``Session.post`` spent 0.37 ms of CPU a request merging
-settings the transport never changes, where this takes 0.23 ms. Redirects are
+settings the transport never changes, where this takes 0.26 ms. Redirects are
 therefore not followed, which wire.md asks for anyway: a 3xx is a failed
 request, reported through ``on_error``. The headers and cookies are those
 ``Session.post`` sent. (Following one, ``requests`` turns a
@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Optional, Protocol, Union
 
 import requests
 from requests.adapters import BaseAdapter
+from requests.cookies import extract_cookies_to_jar
 
 from .hooks import after_fork_in_child
 from .version import VERSION
@@ -119,8 +120,8 @@ class HTTPTransport:
         answer = session.adapter.send(
             request, timeout=self._timeout, verify=session.verify, proxies=session.proxies
         )
-        if answer.cookies:
-            cookies.update(answer.cookies)
+        # As Session.send does: new cookies are kept, expired ones dropped. (Untyped in the stubs.)
+        extract_cookies_to_jar(cookies, request, answer.raw)  # type: ignore[no-untyped-call]
         return Response(answer.status_code, answer.headers, answer.text, answer)
 
     def close(self) -> None:

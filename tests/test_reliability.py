@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any, Callable, ClassVar
 
 import pytest
+import requests
 from conftest import KEY, SECRET, events, received
 
 from mparticle_analytics import Client, DeliveryError
@@ -233,7 +234,8 @@ class _Redirector(http.server.BaseHTTPRequestHandler):
 
 
 class _CookieSetter(http.server.BaseHTTPRequestHandler):
-    """Accepts every POST, records its headers, and sets a cookie as a load balancer might."""
+    """Accepts every POST and records its headers; sets a cookie as a load balancer might,
+    then expires it."""
 
     seen: ClassVar[list[dict[str, str]]] = []
 
@@ -241,7 +243,8 @@ class _CookieSetter(http.server.BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers["Content-Length"]))
         type(self).seen.append(dict(self.headers))
         self.send_response(202)
-        self.send_header("Set-Cookie", "AWSALB=sticky; Path=/")
+        expires = "; Max-Age=0" if len(self.seen) == 2 else ""
+        self.send_header("Set-Cookie", f"AWSALB=sticky; Path=/{expires}")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -254,15 +257,16 @@ def test_requests_carry_the_headers_and_cookies_a_requests_session_would() -> No
     threading.Thread(target=endpoint.serve_forever, daemon=True).start()
     client = Client(KEY, secret=SECRET, host=f"http://127.0.0.1:{endpoint.server_port}")
     try:
-        for _ in range(2):
+        for _ in range(3):
             send(client, 1)
             assert client.flush(5)
     finally:
         client.shutdown(5)
         endpoint.shutdown()
-    first, second = _CookieSetter.seen
-    assert "Cookie" not in first and second["Cookie"] == "AWSALB=sticky"
-    assert first["Accept-Encoding"] == "gzip, deflate" and first["Accept"] == "*/*"
+    first, second, third = _CookieSetter.seen
+    assert "Cookie" not in first and second["Cookie"] == "AWSALB=sticky" and "Cookie" not in third
+    defaults = requests.utils.default_headers()
+    assert first["Accept-Encoding"] == defaults["Accept-Encoding"] and first["Accept"] == "*/*"
     assert first["User-Agent"].startswith("mparticle-analytics-python/")
 
 
