@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from . import commerce
 from .snapshot import Snapshot, read
-from .values import MAX_NAME_LENGTH, Attributes, Report, compact_encoder, utf8, wire_json
+from .values import MAX_NAME_LENGTH, Attributes, Report, compact_encoder, remember, utf8, wire_json
 
 #: ``custom_event_type`` values mParticle's schema accepts.
 CUSTOM_EVENT_TYPES = frozenset(
@@ -61,7 +61,8 @@ Mapped = tuple[str, Optional[bytes], dict[str, Any], Snapshot]
 
 #: Batch keys: the facts as compact JSON with sorted keys, so equal facts give equal keys.
 _FACTS_JSON = compact_encoder(None, allow_nan=False, sort_keys=True)
-_MAX_CACHED_KEYS = 10_000
+#: Entries each of the mapper's caches holds at most (batch keys, custom events' fields).
+_CACHED = 10_000
 #: Message types that carry an event.
 EVENT_TYPES = frozenset({"track", "page", "screen"})
 #: Context keys that feed ``device_info``; server-side calls usually carry none of them.
@@ -180,9 +181,7 @@ class Mapper:
         ids = (msg.get("userId"), msg.get("anonymousId"))
         key = self._keys.get(ids)
         if key is None:
-            if len(self._keys) >= _MAX_CACHED_KEYS:
-                self._keys.clear()
-            key = self._keys[ids] = self._facts(self._identities(msg, {}, {}, {}), {}, {})
+            key = remember(self._keys, ids, self._facts(self._identities(msg, {}, {}, {}), {}, {}), _CACHED)
         return key
 
     def _context_facts(self, context: dict[str, Any], facts: dict[str, Any]) -> None:
@@ -323,9 +322,7 @@ class Mapper:
                 return "commerce_event", f"{fields},{_members(data)}", wire_json(attributes)
             fields += f',"custom_event_type":"{self._custom_event_type(options, name)}"'
             if not options and name is event:  # not truncated: the same name gives the same fields
-                if len(self._custom_fields) >= _MAX_CACHED_KEYS:
-                    self._custom_fields.clear()
-                self._custom_fields[event] = fields
+                remember(self._custom_fields, event, fields, _CACHED)
         return "custom_event", fields, self._attributes.event_json(msg["properties"])
 
     def _name(self, value: Any, field: str) -> str:

@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from decimal import Decimal
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from dateutil.tz import tzlocal
 
@@ -53,6 +53,19 @@ def guess_timezone(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=_UTC)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember(cache: dict[K, V], key: K, value: V, limit: int = 4096) -> V:
+    """Store ``value`` in a cache that starts over when full: its memory stays bounded
+    without bookkeeping on the hits, and the values an application uses are few."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def iso_utc(value: dt.datetime) -> str:
     """A datetime as ISO-8601 in UTC with milliseconds, e.g. ``2024-01-02T03:04:05.678+00:00``.
 
@@ -65,11 +78,7 @@ def iso_utc(value: dt.datetime) -> str:
             value = guess_timezone(value)
         value = value.astimezone(_UTC)
     day = value.toordinal()
-    date = _dates.get(day)
-    if date is None:
-        if len(_dates) >= _MAX_DATES:
-            _dates.clear()
-        date = _dates[day] = value.date().isoformat()
+    date = _dates.get(day) or remember(_dates, day, value.date().isoformat())
     two = _TWO_DIGITS
     return (
         f"{date}T{two[value.hour]}:{two[value.minute]}:{two[value.second]}."
@@ -78,7 +87,6 @@ def iso_utc(value: dt.datetime) -> str:
 
 
 _dates: dict[int, str] = {}  # day ordinal -> "YYYY-MM-DD"
-_MAX_DATES = 4096
 _TWO_DIGITS = [f"{n:02d}" for n in range(60)]
 _THREE_DIGITS = [f"{n:03d}" for n in range(1000)]
 
