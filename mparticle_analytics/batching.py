@@ -129,16 +129,17 @@ def _split_user(
     if framing + len(head) > max_bytes:
         rejected.append(Rejected(sources, "user attributes exceed mParticle's 128 KB batch limit"))
         head, sources = rest_head, []
-    size = framing + len(head)
-    if size + sum(map(len, user.events)) + len(user.events) - 1 <= max_bytes:  # the usual case: one batch
+    size = framing + len(head)  # of the batch being filled, commas included
+    whole = size + sum(map(len, user.events)) + max(len(user.events) - 1, 0)
+    if whole <= max_bytes:  # the usual case: one batch
         if user.events or sources:
-            batches.append(_batch(opening, head, user.events, sources + user.event_sources))
+            batches.append(_batch(opening, head, user.events, sources + user.event_sources, whole))
         return
     events: list[bytes] = []
     for event, message in zip(user.events, user.event_sources):
         extra = len(event) + (1 if events else 0)
         if size + extra > max_bytes and (events or sources):
-            batches.append(_batch(opening, head, events, sources))
+            batches.append(_batch(opening, head, events, sources, size))
             head, events, sources = rest_head, [], []
             size, extra = framing + len(head), len(event)
         if size + extra > max_bytes:
@@ -148,7 +149,7 @@ def _split_user(
         sources.append(message)
         size += extra
     if events or sources:
-        batches.append(_batch(opening, head, events, sources))
+        batches.append(_batch(opening, head, events, sources, size))
 
 
 def _head(facts: bytes, profile: bytes) -> bytes:
@@ -161,11 +162,9 @@ def _head(facts: bytes, profile: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _batch(opening: bytes, head: bytes, events: list[bytes], sources: list[Snapshot]) -> Batch:
-    """Seal a batch with a fresh ``source_request_id``; retries resend these exact bytes."""
-    head = b"".join((opening, uuid4().encode(), head))
-    size = len(head) + sum(map(len, events)) + max(len(events) - 1, 0) + len(_TAIL)
-    return Batch(head, events, size, sources)
+def _batch(opening: bytes, head: bytes, events: list[bytes], sources: list[Snapshot], size: int) -> Batch:
+    """Seal a batch of ``size`` bytes with a fresh ``source_request_id``; retries resend these bytes."""
+    return Batch(b"".join((opening, uuid4().encode(), head)), events, size, sources)
 
 
 def pack_requests(
