@@ -35,8 +35,6 @@ log = logging.getLogger("mparticle_analytics")
 ID_TYPES = (numbers.Number, str)
 #: The same check, ``str`` first: ``numbers.Number`` is an ABC, slow to test.
 _ID_CHECK = (str, numbers.Number)
-#: Ids of these types are kept as they are; others become strings.
-_AS_IS = (str, type(None))
 #: Segment's per-message limit: a message whose JSON is larger raises ``RuntimeError``.
 MAX_MSG_SIZE = 32 << 10
 ENVIRONMENTS = ("production", "development")
@@ -62,7 +60,8 @@ def wrong_type(name: str, field: Any, data_type: Any) -> AssertionError:
 
 
 def stringify_id(value: Any) -> Optional[str]:
-    return value if isinstance(value, _AS_IS) else str(value)
+    """Segment's rule: an id other than a string (or None) becomes a string."""
+    return value if value is None or isinstance(value, str) else str(value)
 
 
 def _wanted(integrations: dict[str, Any]) -> bool:
@@ -345,24 +344,23 @@ class Client:
         context = msg["context"]
         if not isinstance(context, dict):
             raise wrong_type("context", context, dict)
-        message_id, user_id, anonymous_id = msg["messageId"], msg["userId"], msg.get("anonymousId")
-        # Ids other than strings become strings, as in Segment (tested inline: most are strings).
+        message_id = msg["messageId"]
         msg["messageId"] = uuid4() if message_id is None else stringify_id(message_id)
-        if not isinstance(user_id, _AS_IS):
-            msg["userId"] = str(user_id)
-        msg["anonymousId"] = anonymous_id if isinstance(anonymous_id, _AS_IS) else str(anonymous_id)
+        msg["userId"] = stringify_id(msg["userId"])
+        msg["anonymousId"] = stringify_id(msg.get("anonymousId"))
 
-        snapshot, size = take(msg)
+        snapshot, most = take(msg)
         # The returned library dict is the caller's to change.
         if context:  # the caller's dict stays as it was
             msg["context"] = {**context, "library": dict(LIBRARY)}
         else:  # the call's own (``context or {}``)
             context["library"] = dict(LIBRARY)
-        return self._queue(msg, snapshot, size)
+        return self._queue(msg, snapshot, most)
 
-    def _queue(self, msg: Message, snapshot: Snapshot, bound: int) -> Result:
-        """Segment's size check (only when ``bound`` passes it), then queue or send now."""
-        if bound > MAX_MSG_SIZE:
+    def _queue(self, msg: Message, snapshot: Snapshot, most: int) -> Result:
+        """Segment's size check (only when ``most``, a bound on the size, passes it), then
+        queue or send now."""
+        if most > MAX_MSG_SIZE:
             size = len(_JSON.encode(msg))
             if size > MAX_MSG_SIZE:
                 raise RuntimeError(

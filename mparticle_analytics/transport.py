@@ -72,7 +72,7 @@ class _Session(NamedTuple):
     """A ``requests.Session``, the adapter that sends to the URL, the settings it sends with,
     and the request every send copies (all but its body)."""
 
-    requests: requests.Session
+    http: requests.Session
     adapter: BaseAdapter
     proxies: MutableMapping[str, str]
     verify: Union[bool, str]
@@ -113,7 +113,7 @@ class HTTPTransport:
         session = self._session or self._open()
         request = session.template.copy()
         request.prepare_body(data, None)
-        cookies = session.requests.cookies  # kept as Session.post kept them (a load balancer's, say)
+        cookies = session.http.cookies  # kept as Session.post kept them (a load balancer's, say)
         if cookies:
             request.prepare_cookies(cookies)
         answer = session.adapter.send(
@@ -127,7 +127,7 @@ class HTTPTransport:
         """Release the pooled connections; the next request opens a new session."""
         session, self._session = self._session, None
         if session is not None:
-            session.requests.close()
+            session.http.close()
 
     def _open(self) -> _Session:
         """The session, made on first use with the environment's proxies and CA bundle applied."""
