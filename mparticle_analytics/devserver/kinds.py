@@ -217,8 +217,6 @@ def both(*checks: Check) -> Check:
     return check
 
 
-
-
 def array_of(item: Check, *, nullable: bool = True) -> Check:
     """``{"type": ["array", "null"], "items": item}`` (``nullable=False``: just ``array``)."""
 
